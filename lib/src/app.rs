@@ -1,0 +1,44 @@
+//! The dependencies every handler shares, built once per process.
+
+use crate::blob::Blob;
+use crate::config::{Config, ConfigError};
+use crate::store::Store;
+use aws_config::BehaviorVersion;
+
+/// Config plus the clients built from it; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Settings.
+    pub config: Config,
+    /// The table.
+    pub store: Store,
+    /// The buckets.
+    pub blob: Blob,
+}
+
+impl App {
+    /// Reads the environment and builds the clients (once, in `main`).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        Ok(Self::new(
+            config,
+            &aws_config::defaults(BehaviorVersion::latest()).load().await,
+        ))
+    }
+
+    /// Builds the clients from an SDK config. S3 uses path-style addressing when an emulator
+    /// endpoint is configured.
+    pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let db = aws_sdk_dynamodb::Client::new(sdk);
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(sdk)
+                .force_path_style(config.endpoint_url.is_some())
+                .build(),
+        );
+        Self {
+            store: Store::new(db, config.table.clone(), config.id_block),
+            blob: Blob::new(s3, config.endpoint_url.clone()),
+            config,
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Typed settings read once from the environment at start-up.
+
+use std::env;
+
+/// Names the local stack and `joip-admin` use when nothing else is given.
+pub mod local {
+    /// The emulator's endpoint for the dev stack.
+    pub const ENDPOINT: &str = "http://127.0.0.1:4566";
+    /// Region used against the emulator.
+    pub const REGION: &str = "us-east-1";
+    /// The table name of the dev stack.
+    pub const TABLE: &str = "joip-local";
+    /// The general (community) bucket of the dev stack.
+    pub const GENERAL_BUCKET: &str = "joip-local-general";
+    /// The private user-media bucket of the dev stack.
+    pub const USER_MEDIA_BUCKET: &str = "joip-local-user-media";
+    /// The queue that receives the general bucket's staging notifications.
+    pub const WATERMARK_QUEUE: &str = "joip-local-watermark";
+    /// HS256 secret for dev tokens; only ever honoured in local mode.
+    pub const DEV_TOKEN_SECRET: &str = "joip-local-dev-token-secret";
+    /// Secret that signs pagination cursors locally.
+    pub const CURSOR_SECRET: &str = "joip-local-cursor-secret";
+}
+
+/// Prefix under which every user's private objects live in the user-media bucket.
+pub const USER_PREFIX: &str = "users";
+/// Largest page a list endpoint returns.
+pub const MAX_PAGE_SIZE: u32 = 100;
+/// Page size when the client asks for none.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Parallel S3 copies per request (DESIGN: bounded fan-out).
+pub const DEFAULT_COPY_CONCURRENCY: usize = 32;
+/// Ids reserved per counter round trip in a long-lived process.
+pub const DEFAULT_ID_BLOCK: u64 = 16;
+
+/// Everything a function, test or tool needs to know about where it runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The single DynamoDB table.
+    pub table: String,
+    /// Bucket holding community media (public through CloudFront) and session media.
+    pub general_bucket: String,
+    /// Private bucket holding each user's media under `users/{userId}/`.
+    pub user_media_bucket: String,
+    /// Base URL that community objects are served from (no trailing slash).
+    pub public_base_url: String,
+    /// Set only by the local stack: dev tokens are accepted and logs are pretty.
+    pub local: Option<LocalMode>,
+    /// Key for signing pagination cursors.
+    pub cursor_secret: Vec<u8>,
+    /// Emulator endpoint, if any (`AWS_ENDPOINT_URL`); S3 then uses path-style addressing.
+    pub endpoint_url: Option<String>,
+    /// Parallel copies per request.
+    pub copy_concurrency: usize,
+    /// Ids reserved per counter update.
+    pub id_block: u64,
+}
+
+/// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
+#[derive(Clone)]
+pub struct LocalMode {
+    /// HS256 secret for dev tokens.
+    pub dev_token_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for LocalMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalMode").finish_non_exhaustive()
+    }
+}
+
+/// A required setting is missing or malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads the environment. In local mode (`JOIP_LOCAL=1`) every name has a dev-stack default;
+    /// deployed, the table, buckets, public URL and cursor secret are required.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let local = matches!(env::var("JOIP_LOCAL").as_deref(), Ok("1" | "true"));
+        Self::from_lookup(local, |k| env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Same as [`Config::from_env`] with local mode forced on (the tools, the tests).
+    pub fn local_from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(true, |k| env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    fn from_lookup(local: bool, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let setting = |key: &str, default: &str| -> Result<String, ConfigError> {
+            match get(key) {
+                Some(v) => Ok(v),
+                None if local => Ok(default.to_string()),
+                None => Err(ConfigError(format!("{key} is not set"))),
+            }
+        };
+        let endpoint_url = get("AWS_ENDPOINT_URL");
+        let general_bucket = setting("JOIP_GENERAL_BUCKET", local::GENERAL_BUCKET)?;
+        let default_public = format!(
+            "{}/{general_bucket}",
+            endpoint_url.as_deref().unwrap_or(local::ENDPOINT)
+        );
+        let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            get(key).map_or(Ok(default), |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ConfigError(format!("{key} must be a positive integer")))
+            })
+        };
+        Ok(Self {
+            table: setting("JOIP_TABLE", local::TABLE)?,
+            user_media_bucket: setting("JOIP_USER_MEDIA_BUCKET", local::USER_MEDIA_BUCKET)?,
+            public_base_url: setting("JOIP_PUBLIC_BASE_URL", &default_public)?
+                .trim_end_matches('/')
+                .to_string(),
+            general_bucket,
+            cursor_secret: setting("JOIP_CURSOR_SECRET", local::CURSOR_SECRET)?.into_bytes(),
+            local: local.then(|| LocalMode {
+                dev_token_secret: get("JOIP_DEV_TOKEN_SECRET")
+                    .unwrap_or_else(|| local::DEV_TOKEN_SECRET.to_string())
+                    .into_bytes(),
+            }),
+            endpoint_url,
+            copy_concurrency: number("JOIP_COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY as u64)?
+                as usize,
+            id_block: number("JOIP_ID_BLOCK", DEFAULT_ID_BLOCK)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn deployed_mode_requires_every_name() {
+        let err = Config::from_lookup(false, lookup(&[])).unwrap_err();
+        assert!(err.to_string().contains("JOIP_GENERAL_BUCKET"));
+    }
+
+    #[test]
+    fn deployed_mode_never_accepts_dev_tokens() {
+        let cfg = Config::from_lookup(
+            false,
+            lookup(&[
+                ("JOIP_TABLE", "t"),
+                ("JOIP_GENERAL_BUCKET", "g"),
+                ("JOIP_USER_MEDIA_BUCKET", "u"),
+                ("JOIP_PUBLIC_BASE_URL", "https://cdn.example.com/"),
+                ("JOIP_CURSOR_SECRET", "s"),
+                ("JOIP_DEV_TOKEN_SECRET", "leaked"),
+            ]),
+        )
+        .unwrap();
+        assert!(cfg.local.is_none());
+        assert_eq!(cfg.public_base_url, "https://cdn.example.com");
+    }
+
+    #[test]
+    fn local_mode_defaults_to_the_dev_stack() {
+        let cfg = Config::from_lookup(
+            true,
+            lookup(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4567")]),
+        )
+        .unwrap();
+        assert_eq!(cfg.table, local::TABLE);
+        assert_eq!(
+            cfg.public_base_url,
+            "http://127.0.0.1:4567/joip-local-general"
+        );
+        assert!(cfg.local.is_some());
+    }
+
+    #[test]
+    fn rejects_a_zero_copy_concurrency() {
+        assert!(Config::from_lookup(true, lookup(&[("JOIP_COPY_CONCURRENCY", "0")])).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Request parsing at the edge and response building; one wrapper gives every route its span,
+//! its error mapping and its log line.
+
+use crate::error::AppError;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::future::Future;
+use tracing::Instrument;
+
+/// A JSON response with the given status.
+pub fn json(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("status codes used here are valid")
+}
+
+/// The path parameter `name`, parsed as a positive id; `err` (the route's documented 400) otherwise.
+pub fn path_id(req: &Request, name: &str, err: &'static str) -> Result<u64, AppError> {
+    req.path_parameters_ref()
+        .and_then(|p| p.first(name))
+        .and_then(crate::domain::parse_positive_id)
+        .ok_or(AppError::BadRequest(err))
+}
+
+/// A query-string parameter, if present.
+pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+}
+
+/// Parses a JSON body; an empty body reads as `{}` so every field takes its documented default.
+pub fn json_body<T: DeserializeOwned>(req: &Request, err: &'static str) -> Result<T, AppError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"{}",
+        Body::Text(t) if t.trim().is_empty() => b"{}",
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => return Err(AppError::BadRequest(err)),
+    };
+    serde_json::from_slice(bytes).map_err(|_| AppError::BadRequest(err))
+}
+
+/// The API Gateway request id, for correlating client reports with logs.
+pub fn request_id(req: &Request) -> String {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    }
+    .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+    .unwrap_or_default()
+}
+
+/// Runs one route inside a span named after it, carrying the request id. Expected failures become
+/// their documented response; internal ones are logged with their cause and answered with the
+/// documented 500 body.
+pub async fn serve<F>(route: &'static str, req: &Request, handler: F) -> Response<Body>
+where
+    F: Future<Output = Result<Response<Body>, AppError>>,
+{
+    let span = tracing::info_span!("request", route, request_id = %request_id(req));
+    async move {
+        let response = handler.await.unwrap_or_else(|err| {
+            let (status, body) = err.status_and_body();
+            match &err {
+                AppError::Internal { cause, .. } => {
+                    tracing::error!(status, %cause, "request failed")
+                }
+                _ => tracing::info!(status, error = %err, "request refused"),
+            }
+            json(status, &body)
+        });
+        tracing::info!(status = response.status().as_u16(), "request done");
+        response
+    }
+    .instrument(span)
+    .await
+}

@@ -1,0 +1,61 @@
+//! `GET /api/user/media`: the caller's media, newest first, cursor-paginated.
+
+use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::error::AppError;
+use crate::http::{json, query, serve};
+use crate::store::items::MediaItem;
+use crate::{auth, pagination, App};
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+const ROUTE: &str = "list-user-media";
+const FAILED: &str = "Failed to fetch media";
+
+/// Handles one request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    serve(ROUTE, &req, list(app, &req)).await
+}
+
+async fn list(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
+    let caller = auth::caller(req, app.config.local.as_ref())?;
+    let limit = match query(req, "limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(AppError::BadRequest("Invalid limit"))?
+            .min(MAX_PAGE_SIZE),
+    };
+    let secret = &app.config.cursor_secret;
+    let after = query(req, "cursor")
+        .map(|c| {
+            pagination::open(secret, caller.as_str(), c)
+                .ok_or(AppError::BadRequest("Invalid cursor"))
+        })
+        .transpose()?;
+    let page = app
+        .store
+        .media_by_owner(&caller, limit, after.as_deref())
+        .await
+        .map_err(|e| AppError::internal(FAILED, e))?;
+    let media: Vec<Value> = page.items.iter().map(media_json).collect();
+    let next = page
+        .next
+        .map(|sk| pagination::seal(secret, caller.as_str(), &sk));
+    Ok(json(200, &json!({ "media": media, "nextCursor": next })))
+}
+
+fn media_json(m: &MediaItem) -> Value {
+    json!({
+        "id": m.media_id,
+        "filePath": m.file_path,
+        "source": m.source,
+        "mimeType": m.mime_type,
+        "size": m.size,
+        "createdAt": m.created_at,
+        "isShared": m.is_shared,
+        "shareToCommunity": m.share_to_community,
+        "shareCode": m.share_code,
+    })
+}

@@ -1,0 +1,3 @@
+//! HTTP handlers, one module per route: parse at the edge, call a use case, shape the response.
+
+pub mod list_user_media;

@@ -1,0 +1,58 @@
+//! Creating and listing a user's media records.
+
+use crate::domain::{now_millis, rfc3339_millis, MediaId, MediaSource, UserId};
+use crate::store::ids::counters;
+use crate::store::items::MediaItem;
+use crate::store::{keys, Store, StoreError};
+
+/// Records a media object already stored at `file_path` in the user-media bucket.
+pub async fn record_media(
+    store: &Store,
+    owner: &UserId,
+    file_path: &str,
+    source: MediaSource,
+    mime_type: &str,
+    size: u64,
+) -> Result<MediaItem, StoreError> {
+    let id = MediaId(store.ids().next(counters::MEDIA).await?);
+    let created = now_millis();
+    let item = MediaItem {
+        pk: keys::media(id),
+        sk: keys::MEDIA.into(),
+        gsi1pk: keys::owner_media(owner),
+        gsi1sk: keys::owner_media_sort(created, id),
+        media_id: id,
+        owner_id: owner.clone(),
+        file_path: file_path.into(),
+        source: source.as_str().into(),
+        mime_type: mime_type.into(),
+        size,
+        created_at: rfc3339_millis(created),
+        created_at_ms: created,
+        is_shared: false,
+        share_to_community: false,
+        share_code: None,
+        community_media_id: None,
+    };
+    store.create_media(&item).await?;
+    Ok(item)
+}
+
+/// Where in the user-media bucket a user's upload named `file_name` goes.
+pub fn upload_path(owner: &UserId, file_name: &str) -> String {
+    let safe: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!(
+        "{}/{owner}/uploads/{}-{safe}",
+        crate::config::USER_PREFIX,
+        uuid::Uuid::new_v4().simple()
+    )
+}

@@ -1,0 +1,3 @@
+//! Use cases: what the routes and the operator CLI do, independent of HTTP.
+
+pub mod media;

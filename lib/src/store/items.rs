@@ -1,0 +1,142 @@
+//! Item shapes as stored (serde_dynamo). Each carries its own keys so one serialize is one put.
+
+use crate::domain::{MediaId, MediaKind, SessionId, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A user: balance and plan.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct UserItem {
+    pub pk: String,
+    pub sk: String,
+    pub user_id: UserId,
+    pub credits: i64,
+    pub is_premium: bool,
+    pub created_at: String,
+}
+
+/// What a feature costs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct PricingItem {
+    pub pk: String,
+    pub sk: String,
+    pub feature_key: String,
+    pub credits: i64,
+    pub premium_only: bool,
+}
+
+/// A canonical tag.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct TagItem {
+    pub pk: String,
+    pub sk: String,
+    pub slug: String,
+    pub name: String,
+}
+
+/// Lifecycle of a session: `copying` while a save copies its media, then `ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Media copy in progress; never shown as complete.
+    Copying,
+    /// Complete.
+    Ready,
+}
+
+/// A session (its media are separate rows in the same partition).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct SessionItem {
+    pub pk: String,
+    pub sk: String,
+    pub session_id: SessionId,
+    pub owner_id: UserId,
+    pub title: String,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub settings: Value,
+    #[serde(default)]
+    pub metadata: Value,
+    pub is_public: bool,
+    pub shared_to_community: bool,
+    pub is_favorite: bool,
+    pub is_imported: bool,
+    #[serde(default)]
+    pub import_source: Option<String>,
+    #[serde(default)]
+    pub import_url: Option<String>,
+    #[serde(default)]
+    pub subreddits: Vec<String>,
+    pub media_count: u32,
+    pub state: SessionState,
+    pub created_at: String,
+}
+
+/// One media entry of a session, at its position.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct SessionMediaItem {
+    pub pk: String,
+    pub sk: String,
+    pub order: u32,
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// Bucket and key when the media is an object we store; absent for external URLs.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    pub url: String,
+}
+
+/// A user's media record (what `GET /api/user/media` lists and share acts on).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct MediaItem {
+    pub pk: String,
+    pub sk: String,
+    pub gsi1pk: String,
+    pub gsi1sk: String,
+    pub media_id: MediaId,
+    pub owner_id: UserId,
+    /// Key in the user-media bucket, always under `users/{ownerId}/`.
+    pub file_path: String,
+    pub source: String,
+    pub mime_type: String,
+    pub size: u64,
+    pub created_at: String,
+    pub created_at_ms: i64,
+    pub is_shared: bool,
+    pub share_to_community: bool,
+    #[serde(default)]
+    pub share_code: Option<String>,
+    #[serde(default)]
+    pub community_media_id: Option<u64>,
+}
+
+/// One entry of a user's activity log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ActivityItem {
+    pub pk: String,
+    pub sk: String,
+    pub action: String,
+    pub feature: String,
+    #[serde(default)]
+    pub details: Value,
+    pub at: String,
+}

@@ -1,0 +1,83 @@
+//! Every table key in one place. `pk`/`sk` on the table; `gsi1pk`/`gsi1sk` on GSI1 (per-owner
+//! listings, newest first).
+
+use crate::domain::{MediaId, SessionId, UserId};
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// GSI1 name and its key attributes.
+pub const GSI1: &str = "gsi1";
+/// GSI1 partition key attribute.
+pub const GSI1PK: &str = "gsi1pk";
+/// GSI1 sort key attribute.
+pub const GSI1SK: &str = "gsi1sk";
+
+/// `USER#{id}`: the user's partition (profile, save records, activity).
+pub fn user(user: &UserId) -> String {
+    format!("USER#{user}")
+}
+/// Sort key of the user profile.
+pub const PROFILE: &str = "PROFILE";
+
+/// `PRICING#{feature}`.
+pub fn pricing(feature: &str) -> String {
+    format!("PRICING#{feature}")
+}
+/// Sort key of a pricing item.
+pub const PRICING: &str = "PRICING";
+
+/// All canonical tags share one small, read-mostly partition.
+pub const TAGS: &str = "TAGS";
+/// Sort key of a tag.
+pub fn tag(slug: &str) -> String {
+    format!("TAG#{slug}")
+}
+
+/// `SESSION#{id}`: the session and its media rows.
+pub fn session(id: SessionId) -> String {
+    format!("SESSION#{id}")
+}
+/// Sort key of the session item itself.
+pub const SESSION: &str = "SESSION";
+/// Sort prefix of session media rows.
+pub const SESSION_MEDIA_PREFIX: &str = "MEDIA#";
+/// Sort key of the session media row at `order`.
+pub fn session_media(order: u32) -> String {
+    format!("{SESSION_MEDIA_PREFIX}{order:06}")
+}
+
+/// `MEDIA#{id}`: a user media record.
+pub fn media(id: MediaId) -> String {
+    format!("MEDIA#{id}")
+}
+/// Sort key of a user media record.
+pub const MEDIA: &str = "MEDIA";
+/// GSI1 partition listing an owner's media.
+pub fn owner_media(owner: &UserId) -> String {
+    format!("USER#{owner}#MEDIA")
+}
+/// GSI1 sort key: creation time then id, fixed width so text order is time order.
+pub fn owner_media_sort(created_ms: i64, id: MediaId) -> String {
+    format!("{created_ms:015}#{:016}", id.0)
+}
+
+/// Sort key of an activity entry in the user's partition.
+pub fn activity(at_ms: i64, unique: &str) -> String {
+    format!("ACTIVITY#{at_ms:015}#{unique}")
+}
+/// Sort prefix of activity entries.
+pub const ACTIVITY_PREFIX: &str = "ACTIVITY#";
+
+/// Sort key of the record that `user` saved community session `source`.
+pub fn save(source: SessionId) -> String {
+    format!("SAVE#{source}")
+}
+
+/// `COUNTER#{name}`: an id counter.
+pub fn counter(name: &str) -> String {
+    format!("COUNTER#{name}")
+}
+/// Sort key of a counter.
+pub const COUNTER: &str = "COUNTER";

@@ -1,0 +1,330 @@
+//! Users, pricing, tags, sessions and activity: the records the operator CLI and the use cases
+//! read and write directly.
+
+use super::items::{ActivityItem, PricingItem, SessionItem, SessionMediaItem, TagItem, UserItem};
+use super::{from_item, key, keys, n, s, to_item, Store, StoreError};
+use crate::domain::{now_millis, rfc3339_millis, SessionId, UserId};
+use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
+use serde_json::Value;
+
+impl Store {
+    /// Creates a user; fails if the id exists.
+    pub async fn create_user(
+        &self,
+        user: &UserId,
+        credits: i64,
+        is_premium: bool,
+    ) -> Result<UserItem, StoreError> {
+        let item = UserItem {
+            pk: keys::user(user),
+            sk: keys::PROFILE.into(),
+            user_id: user.clone(),
+            credits,
+            is_premium,
+            created_at: rfc3339_millis(now_millis()),
+        };
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item("create user", &item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| StoreError::new("create user", e))?;
+        Ok(item)
+    }
+
+    /// A user's profile, if the user exists.
+    pub async fn user(&self, user: &UserId) -> Result<Option<UserItem>, StoreError> {
+        self.get("get user", keys::user(user), keys::PROFILE).await
+    }
+
+    /// Adds `delta` credits (may be negative); the balance never goes below zero. Returns the new
+    /// balance, or `None` if the user does not exist.
+    pub async fn add_credits(&self, user: &UserId, delta: i64) -> Result<Option<i64>, StoreError> {
+        // Two conditional writes, never read-then-write: apply the delta if it keeps the balance
+        // non-negative, else clamp to zero if the balance is still too small; repeat on a race.
+        loop {
+            let applied = self
+                .db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                .update_expression("ADD credits :d")
+                .condition_expression("attribute_exists(pk) AND credits >= :floor")
+                .expression_attribute_values(":d", n(delta))
+                .expression_attribute_values(":floor", n((-delta).max(i64::MIN + 1).max(0)))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match applied {
+                Ok(out) => return Ok(read_credits(out.attributes())),
+                Err(e) if !is_condition_failure(&e) => {
+                    return Err(StoreError::new("add credits", e))
+                }
+                Err(_) => {}
+            }
+            if self.user(user).await?.is_none() {
+                return Ok(None);
+            }
+            let clamped = self
+                .db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                .update_expression("SET credits = :zero")
+                .condition_expression("attribute_exists(pk) AND credits < :floor")
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":floor", n(-delta))
+                .return_values(ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match clamped {
+                Ok(out) => return Ok(read_credits(out.attributes())),
+                Err(e) if !is_condition_failure(&e) => {
+                    return Err(StoreError::new("clamp credits", e))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Sets a feature's price.
+    pub async fn put_pricing(
+        &self,
+        feature: &str,
+        credits: i64,
+        premium_only: bool,
+    ) -> Result<PricingItem, StoreError> {
+        let item = PricingItem {
+            pk: keys::pricing(feature),
+            sk: keys::PRICING.into(),
+            feature_key: feature.into(),
+            credits,
+            premium_only,
+        };
+        self.put("put pricing", &item).await?;
+        Ok(item)
+    }
+
+    /// Removes a feature's price; true if there was one.
+    pub async fn delete_pricing(&self, feature: &str) -> Result<bool, StoreError> {
+        self.delete("delete pricing", keys::pricing(feature), keys::PRICING)
+            .await
+    }
+
+    /// A feature's price, if configured.
+    pub async fn pricing(&self, feature: &str) -> Result<Option<PricingItem>, StoreError> {
+        self.get("get pricing", keys::pricing(feature), keys::PRICING)
+            .await
+    }
+
+    /// Creates or renames a canonical tag.
+    pub async fn put_tag(&self, slug: &str, name: &str) -> Result<TagItem, StoreError> {
+        let item = TagItem {
+            pk: keys::TAGS.into(),
+            sk: keys::tag(slug),
+            slug: slug.into(),
+            name: name.into(),
+        };
+        self.put("put tag", &item).await?;
+        Ok(item)
+    }
+
+    /// Every canonical tag, by slug.
+    pub async fn tags(&self) -> Result<Vec<TagItem>, StoreError> {
+        self.query_partition("list tags", keys::TAGS.into(), "TAG#")
+            .await
+    }
+
+    /// Writes a session and its media rows as one transaction (up to 99 media) or, for larger
+    /// sessions, media rows first and the session item last, so a session is never visible
+    /// without its media.
+    pub async fn put_session(
+        &self,
+        session: &SessionItem,
+        media: &[SessionMediaItem],
+    ) -> Result<(), StoreError> {
+        const OP: &str = "put session";
+        let put = |item| {
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .build()
+                        .expect("table and item set"),
+                )
+                .build()
+        };
+        for chunk in media.chunks(99) {
+            let items = chunk
+                .iter()
+                .map(|m| to_item(OP, m).map(put))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.db
+                .transact_write_items()
+                .set_transact_items(Some(items))
+                .send()
+                .await
+                .map_err(|e| StoreError::new(OP, e))?;
+        }
+        self.put(OP, session).await
+    }
+
+    /// A session and its media rows in order, if it exists.
+    pub async fn session(
+        &self,
+        id: SessionId,
+    ) -> Result<Option<(SessionItem, Vec<SessionMediaItem>)>, StoreError> {
+        const OP: &str = "get session";
+        let mut session = None;
+        let mut media = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(keys::session(id)))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| StoreError::new(OP, e))?;
+            for item in out.items.unwrap_or_default() {
+                let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+                match sk.as_deref() {
+                    Some(keys::SESSION) => session = Some(from_item(OP, item)?),
+                    Some(sk) if sk.starts_with(keys::SESSION_MEDIA_PREFIX) => {
+                        media.push(from_item(OP, item)?)
+                    }
+                    _ => {}
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(session.map(|s| (s, media)))
+    }
+
+    /// Appends an entry to a user's activity log.
+    pub async fn log_activity(
+        &self,
+        user: &UserId,
+        action: &str,
+        feature: &str,
+        details: Value,
+    ) -> Result<(), StoreError> {
+        let at = now_millis();
+        let item = ActivityItem {
+            pk: keys::user(user),
+            sk: keys::activity(at, &uuid::Uuid::new_v4().simple().to_string()),
+            action: action.into(),
+            feature: feature.into(),
+            details,
+            at: rfc3339_millis(at),
+        };
+        self.put("log activity", &item).await
+    }
+
+    /// A user's activity, oldest first.
+    pub async fn activity(&self, user: &UserId) -> Result<Vec<ActivityItem>, StoreError> {
+        self.query_partition("list activity", keys::user(user), keys::ACTIVITY_PREFIX)
+            .await
+    }
+
+    pub(crate) async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::new(op, e))?;
+        out.item.map(|i| from_item(op, i)).transpose()
+    }
+
+    pub(crate) async fn put<T: serde::Serialize>(
+        &self,
+        op: &'static str,
+        item: &T,
+    ) -> Result<(), StoreError> {
+        self.db
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(op, item)?))
+            .send()
+            .await
+            .map_err(|e| StoreError::new(op, e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, op: &'static str, pk: String, sk: &str) -> Result<bool, StoreError> {
+        let out = self
+            .db
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| StoreError::new(op, e))?;
+        Ok(out.attributes.is_some())
+    }
+
+    async fn query_partition<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        pk: String,
+        sk_prefix: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":prefix", s(sk_prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            for item in out.items.unwrap_or_default() {
+                all.push(from_item(op, item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+}
+
+fn read_credits(attrs: Option<&super::Item>) -> Option<i64> {
+    attrs?.get("credits")?.as_n().ok()?.parse().ok()
+}
+
+/// True when a write failed only because its condition did not hold.
+pub(crate) fn is_condition_failure<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        R,
+    >,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
