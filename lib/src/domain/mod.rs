@@ -2,9 +2,11 @@
 
 mod ids;
 mod media;
+mod tags;
 
 pub use ids::{parse_positive_id, MediaId, SessionId, UserId, MAX_SAFE_ID};
 pub use media::{sniff_mime, MediaKind, MediaSource};
+pub use tags::TagSlug;
 
 /// Milliseconds since the Unix epoch, the one clock every record uses.
 pub fn now_millis() -> i64 {

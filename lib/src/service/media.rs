@@ -56,3 +56,36 @@ pub fn upload_path(owner: &UserId, file_name: &str) -> String {
         uuid::Uuid::new_v4().simple()
     )
 }
+
+/// A media upload could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The object could not be written.
+    #[error(transparent)]
+    Blob(#[from] crate::blob::BlobError),
+}
+
+/// Stores `bytes` under the owner's prefix in the user-media bucket and records it. The MIME type
+/// is `content_type` if given, else sniffed from the bytes.
+pub async fn upload_media(
+    app: &crate::App,
+    owner: &UserId,
+    file_name: &str,
+    bytes: Vec<u8>,
+    source: MediaSource,
+    content_type: Option<&str>,
+) -> Result<MediaItem, UploadError> {
+    let mime = content_type
+        .map(str::to_string)
+        .or_else(|| crate::domain::sniff_mime(&bytes).map(str::to_string))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let path = upload_path(owner, file_name);
+    let size = bytes.len() as u64;
+    app.blob
+        .put(&app.config.user_media_bucket, &path, bytes, &mime)
+        .await?;
+    Ok(record_media(&app.store, owner, &path, source, &mime, size).await?)
+}

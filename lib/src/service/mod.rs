@@ -1,3 +1,4 @@
 //! Use cases: what the routes and the operator CLI do, independent of HTTP.
 
 pub mod media;
+pub mod sessions;

@@ -140,3 +140,35 @@ pub struct ActivityItem {
     pub details: Value,
     pub at: String,
 }
+
+/// Where a community copy is in its life: `processing` until published, then `ready`; `failed`
+/// records are never shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommunityStatus {
+    /// Waiting for the watermark function.
+    Processing,
+    /// Public.
+    Ready,
+    /// Could not be published.
+    Failed,
+}
+
+/// The community copy of a shared media item.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct CommunityMediaItem {
+    pub pk: String,
+    pub sk: String,
+    pub community_media_id: u64,
+    pub media_id: MediaId,
+    pub owner_id: UserId,
+    pub status: CommunityStatus,
+    pub bucket: String,
+    pub key: String,
+    pub url: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub created_at: String,
+}

@@ -81,3 +81,10 @@ pub fn counter(name: &str) -> String {
 }
 /// Sort key of a counter.
 pub const COUNTER: &str = "COUNTER";
+
+/// `COMMUNITY#{id}`: a community media record.
+pub fn community(id: u64) -> String {
+    format!("COMMUNITY#{id}")
+}
+/// Sort key of a community media record.
+pub const COMMUNITY: &str = "COMMUNITY";

@@ -211,6 +211,15 @@ impl Store {
         Ok(session.map(|s| (s, media)))
     }
 
+    /// A community media record, if it exists.
+    pub async fn community_media(
+        &self,
+        id: u64,
+    ) -> Result<Option<super::items::CommunityMediaItem>, StoreError> {
+        self.get("get community media", keys::community(id), keys::COMMUNITY)
+            .await
+    }
+
     /// Appends an entry to a user's activity log.
     pub async fn log_activity(
         &self,

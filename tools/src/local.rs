@@ -1,0 +1,265 @@
+//! The local stack: create the emulator's resources (same settings as template.yaml) and seed demo
+//! data. Both are safe to re-run.
+
+use crate::commands::dev_token;
+use crate::target::Target;
+use anyhow::{Context, Result};
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use clap::Subcommand;
+use joip::domain::{MediaSource, UserId};
+use joip::service::media::upload_media;
+use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
+use joip::store::keys;
+use serde_json::{json, Value};
+
+/// Prefix of the general bucket whose new objects the watermark function processes.
+pub const STAGING_PREFIX: &str = "staging/";
+
+#[derive(Subcommand)]
+pub enum LocalCmd {
+    /// Create the table, buckets, queue (+ DLQ) and the S3 -> SQS notification.
+    Init {
+        /// Queue name for the watermark notifications.
+        #[arg(long, env = "JOIP_WATERMARK_QUEUE", default_value = joip::config::local::WATERMARK_QUEUE)]
+        queue: String,
+    },
+    /// Seed demo users, pricing, tags, a community session and an upload (once per table).
+    Seed,
+}
+
+pub async fn run(target: &Target, cmd: LocalCmd) -> Result<Value> {
+    match cmd {
+        LocalCmd::Init { queue } => init(target, &queue).await,
+        LocalCmd::Seed => seed(target).await,
+    }
+}
+
+async fn init(target: &Target, queue: &str) -> Result<Value> {
+    let app = &target.app;
+    joip::store::schema::ensure_table(app.store.client(), &app.config.table)
+        .await
+        .context("creating the table")?;
+    let s3 = app.blob.client();
+    for bucket in [&app.config.general_bucket, &app.config.user_media_bucket] {
+        if let Err(e) = s3.create_bucket().bucket(bucket).send().await {
+            let owned = e.as_service_error().is_some_and(|s| {
+                s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+            });
+            if !owned {
+                return Err(anyhow::Error::new(e).context(format!("creating bucket {bucket}")));
+            }
+        }
+    }
+    let sqs = aws_sdk_sqs::Client::new(&target.sdk);
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{queue}-dlq"))
+        .send()
+        .await
+        .context("creating the dead-letter queue")?
+        .queue_url
+        .unwrap_or_default();
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the dead-letter queue")?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5" }).to_string();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(queue)
+        .attributes(QueueAttributeName::VisibilityTimeout, "180")
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .send()
+        .await
+        .context("creating the watermark queue")?
+        .queue_url
+        .unwrap_or_default();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the watermark queue")?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_default();
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value(STAGING_PREFIX)
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(&app.config.general_bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(&queue_arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .filter(filter)
+                        .build()
+                        .context("notification")?,
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .context("wiring the staging prefix to the queue")?;
+    Ok(json!({
+        "table": app.config.table,
+        "generalBucket": app.config.general_bucket,
+        "userMediaBucket": app.config.user_media_bucket,
+        "queueUrl": queue_url,
+        "deadLetterQueueUrl": dlq_url,
+    }))
+}
+
+const DEMO_PHOTO: &[u8] = include_bytes!("../demo/demo-photo.jpg");
+const DEMO_CLIP: &[u8] = include_bytes!("../demo/demo-clip.mp4");
+const DEMO_LOOP: &[u8] = include_bytes!("../demo/demo-loop.gif");
+const DEMO_UPLOAD: &[u8] = include_bytes!("../demo/demo-upload.png");
+const DEMO_TAGS: [&str; 5] = ["brunette", "solo", "lingerie", "artistic", "outdoor"];
+const SEED_MARKER: &str = "SEED#demo";
+
+async fn seed(target: &Target) -> Result<Value> {
+    let app = &target.app;
+    let db = app.store.client();
+    let marker = db
+        .get_item()
+        .table_name(&app.config.table)
+        .key(
+            keys::PK,
+            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
+        )
+        .key(
+            keys::SK,
+            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .context("reading the seed marker")?;
+    if let Some(summary) = marker
+        .item
+        .and_then(|i| i.get("summary").and_then(|v| v.as_s().ok()).cloned())
+    {
+        let mut summary: Value = serde_json::from_str(&summary)?;
+        summary["alreadySeeded"] = json!(true);
+        return refresh_tokens(app, summary);
+    }
+
+    let alice = UserId::parse("demo-user-1").expect("valid id");
+    let bob = UserId::parse("demo-user-2").expect("valid id");
+    app.store.create_user(&alice, 100, true).await?;
+    app.store.create_user(&bob, 25, false).await?;
+    app.store
+        .put_pricing(joip::error::SESSION_CREATE, 10, false)
+        .await?;
+    for slug in DEMO_TAGS {
+        let slug = joip::domain::TagSlug::parse(slug).expect("valid slug");
+        app.store
+            .put_tag(slug.as_str(), &slug.default_name())
+            .await?;
+    }
+    let upload = |name: &str, bytes: &[u8], caption: &str| NewMedia {
+        input: MediaInput::Upload {
+            file_name: name.into(),
+            bytes: bytes.to_vec(),
+        },
+        caption: Some(caption.into()),
+    };
+    let session = create_session(
+        app,
+        NewSession {
+            owner: alice.clone(),
+            title: "Sunset warm-up".into(),
+            category: Some("relaxation".into()),
+            settings: json!({ "intervalSeconds": 8, "shuffle": false, "transition": "fade" }),
+            metadata: json!({ "description": "A short demo session shared to the community" }),
+            is_public: true,
+            shared_to_community: true,
+            is_imported: false,
+            subreddits: vec!["EarthPorn".into()],
+            media: vec![
+                upload("demo-photo.jpg", DEMO_PHOTO, "Breathe in"),
+                upload("demo-clip.mp4", DEMO_CLIP, "Watch closely"),
+                upload("demo-loop.gif", DEMO_LOOP, "Loop"),
+                NewMedia {
+                    input: MediaInput::External {
+                        url: "https://images.example.com/demo/remote.jpg".into(),
+                    },
+                    caption: Some("Hosted elsewhere".into()),
+                },
+            ],
+        },
+    )
+    .await?;
+    let media = upload_media(
+        app,
+        &alice,
+        "demo-upload.png",
+        DEMO_UPLOAD.to_vec(),
+        MediaSource::Upload,
+        None,
+    )
+    .await?;
+    let summary = json!({
+        "users": [
+            { "userId": alice, "credits": 100, "isPremium": true },
+            { "userId": bob, "credits": 25, "isPremium": false },
+        ],
+        "communitySessionId": session,
+        "mediaId": media.media_id,
+        "tags": DEMO_TAGS,
+    });
+    db.put_item()
+        .table_name(&app.config.table)
+        .item(
+            keys::PK,
+            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
+        )
+        .item(
+            keys::SK,
+            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
+        )
+        .item(
+            "summary",
+            aws_sdk_dynamodb::types::AttributeValue::S(summary.to_string()),
+        )
+        .send()
+        .await
+        .context("writing the seed marker")?;
+    refresh_tokens(app, summary)
+}
+
+/// Adds a fresh dev token to each seeded user (tokens are never stored).
+fn refresh_tokens(app: &joip::App, mut summary: Value) -> Result<Value> {
+    if let Some(users) = summary["users"].as_array_mut() {
+        for u in users {
+            let id = u["userId"]
+                .as_str()
+                .and_then(UserId::parse)
+                .context("seeded user id")?;
+            u["token"] = json!(dev_token(app, &id));
+        }
+    }
+    Ok(summary)
+}
