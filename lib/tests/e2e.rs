@@ -1,0 +1,89 @@
+//! End to end over real HTTP: `cargo lambda watch` (started by tools/test.sh) serving the real
+//! function binaries at their API paths, against the private emulator.
+
+mod support;
+
+use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
+use joip::domain::{MediaSource, UserId};
+use joip::App;
+use serde_json::Value;
+use std::time::Duration;
+
+fn base() -> String {
+    std::env::var("JOIP_E2E_URL")
+        .expect("JOIP_E2E_URL is not set: run the tests with tools/test.sh, which starts cargo lambda watch")
+}
+
+/// The same stack watch serves: names and dev secret from the environment tools/test.sh set.
+async fn stack() -> App {
+    let config = joip::Config::local_from_env().expect("config");
+    App::new(config, &support::sdk_config(&support::endpoint()).await)
+}
+
+fn token(app: &App, user: &UserId) -> String {
+    let secret = &app
+        .config
+        .local
+        .as_ref()
+        .expect("local mode")
+        .dev_token_secret;
+    mint_dev_token(secret, user, DEV_TOKEN_TTL_SECS)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        // The first request to a function may wait for watch to start its binary.
+        .timeout_global(Some(Duration::from_secs(180)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn get(path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = agent().get(format!("{}{path}", base()));
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.call().expect("HTTP request");
+    let status = resp.status().as_u16();
+    let body: Value = resp.body_mut().read_json().expect("JSON body");
+    (status, body)
+}
+
+#[tokio::test]
+async fn user_media_over_http() {
+    let app = stack().await;
+    let alice = UserId::random();
+    let bob = UserId::random();
+    app.store.create_user(&alice, 0, false).await.unwrap();
+    app.store.create_user(&bob, 0, false).await.unwrap();
+    let png = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+    let media =
+        joip::service::media::upload_media(&app, &alice, "e2e.png", png, MediaSource::Upload, None)
+            .await
+            .unwrap();
+
+    let alice_token = token(&app, &alice);
+    let (status, body) =
+        tokio::task::spawn_blocking(move || get("/api/user/media", Some(&alice_token)))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["media"][0]["id"], media.media_id.0);
+    assert_eq!(body["media"].as_array().unwrap().len(), 1);
+
+    let bob_token = token(&app, &bob);
+    let (status, body) =
+        tokio::task::spawn_blocking(move || get("/api/user/media", Some(&bob_token)))
+            .await
+            .unwrap();
+    assert_eq!((status, body["media"].as_array().unwrap().len()), (200, 0));
+
+    let (status, body) = tokio::task::spawn_blocking(|| get("/api/user/media", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (status, body),
+        (401, serde_json::json!({ "message": "Unauthorized" }))
+    );
+}

@@ -1,0 +1,187 @@
+//! Test support: a private table and buckets on the test emulator per test, and real API Gateway
+//! v2 events for the handlers.
+#![allow(dead_code)]
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+use joip::config::{Config, LocalMode};
+use joip::App;
+use lambda_http::Request;
+use serde_json::{json, Value};
+
+/// The emulator the tests own (tools/test.sh starts it on its own port).
+pub fn endpoint() -> String {
+    std::env::var("JOIP_TEST_ENDPOINT").expect(
+        "JOIP_TEST_ENDPOINT is not set: run the tests with tools/test.sh, which starts a private emulator",
+    )
+}
+
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// A fresh table and buckets with unique names, so tests run in parallel.
+pub struct TestEnv {
+    pub app: App,
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl TestEnv {
+    /// Deployed-mode settings (no dev tokens): identity only from authorizer claims.
+    pub async fn new() -> Self {
+        Self::with_local(None).await
+    }
+
+    /// Local-mode settings: dev tokens signed with `secret` are accepted.
+    pub async fn local(secret: &[u8]) -> Self {
+        Self::with_local(Some(LocalMode {
+            dev_token_secret: secret.to_vec(),
+        }))
+        .await
+    }
+
+    async fn with_local(local: Option<LocalMode>) -> Self {
+        let endpoint = endpoint();
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let config = Config {
+            table: format!("t-{suffix}"),
+            general_bucket: format!("general-{suffix}"),
+            user_media_bucket: format!("user-media-{suffix}"),
+            public_base_url: format!("{endpoint}/general-{suffix}"),
+            local,
+            cursor_secret: b"test-cursor-secret".to_vec(),
+            endpoint_url: Some(endpoint.clone()),
+            copy_concurrency: 8,
+            id_block: 4,
+        };
+        let sdk = sdk_config(&endpoint).await;
+        let app = App::new(config, &sdk);
+        joip::store::schema::ensure_table(app.store.client(), &app.config.table)
+            .await
+            .expect("create table");
+        for bucket in [&app.config.general_bucket, &app.config.user_media_bucket] {
+            app.blob
+                .client()
+                .create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("create bucket");
+        }
+        Self { app, sdk }
+    }
+
+    /// A new user with `credits`.
+    pub async fn user(&self, credits: i64, premium: bool) -> joip::domain::UserId {
+        let id = joip::domain::UserId::random();
+        self.app
+            .store
+            .create_user(&id, credits, premium)
+            .await
+            .expect("create user");
+        id
+    }
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, as `events/` holds them.
+pub struct Event {
+    value: Value,
+}
+
+impl Event {
+    /// `method` on `route` (API Gateway form, e.g. `/api/media/{id}/share`) with `path` filled in.
+    pub fn new(method: &str, route: &str, path: &str) -> Self {
+        Self {
+            value: json!({
+                "version": "2.0",
+                "routeKey": format!("{method} {route}"),
+                "rawPath": path,
+                "rawQueryString": "",
+                "headers": { "host": "api.example.com", "content-type": "application/json" },
+                "requestContext": {
+                    "accountId": "123456789012",
+                    "apiId": "api",
+                    "domainName": "api.example.com",
+                    "domainPrefix": "api",
+                    "http": {
+                        "method": method, "path": path, "protocol": "HTTP/1.1",
+                        "sourceIp": "192.0.2.1", "userAgent": "tests"
+                    },
+                    "requestId": uuid::Uuid::new_v4().to_string(),
+                    "routeKey": format!("{method} {route}"),
+                    "stage": "$default",
+                    "time": "23/Nov/2026:15:00:00 +0000",
+                    "timeEpoch": 1_795_446_000_000_i64
+                },
+                "isBase64Encoded": false
+            }),
+        }
+    }
+
+    /// Adds the JWT authorizer's claims for `sub`, as API Gateway does after validating a token.
+    pub fn caller(mut self, sub: &str) -> Self {
+        self.value["requestContext"]["authorizer"] = json!({
+            "jwt": { "claims": { "sub": sub, "iss": "https://issuer.example.com", "aud": "joip" }, "scopes": null }
+        });
+        self
+    }
+
+    /// Sets a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.value["headers"][name] = json!(value);
+        self
+    }
+
+    /// Sets path parameters.
+    pub fn path_params(mut self, params: Value) -> Self {
+        self.value["pathParameters"] = params;
+        self
+    }
+
+    /// Sets the query string (already encoded pairs).
+    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        let raw: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        self.value["rawQueryString"] = json!(raw.join("&"));
+        self.value["queryStringParameters"] = Value::Object(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect(),
+        );
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: &str) -> Self {
+        self.value["body"] = json!(body);
+        self
+    }
+
+    /// The request as lambda_http parses it from the wire.
+    pub fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.value.to_string()).expect("valid API Gateway v2 event")
+    }
+}
+
+/// A response's status and JSON body.
+pub fn read(resp: lambda_http::Response<lambda_http::Body>) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).expect("JSON body"),
+        lambda_http::Body::Empty => Value::Null,
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, body)
+}
+
+/// Loads a sample event from `events/`.
+pub fn sample_event(path: &str) -> Request {
+    let file = format!("{}/../events/{path}", env!("CARGO_MANIFEST_DIR"));
+    let raw = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{file}: {e}"))
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Command two: runs every check. Formatting, clippy, unit tests, integration tests against a
+# private emulator instance (its own port: never a running dev stack), end-to-end tests over real
+# HTTP through `cargo lambda watch`, and the template linters. CI runs exactly this (.ci/run).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+
+EMULATOR_PORT="${JOIP_TEST_EMULATOR_PORT:-4599}"
+API_PORT="${JOIP_TEST_API_PORT:-9099}"
+LOGS="$ROOT/target/test-logs"
+mkdir -p "$LOGS"
+trap 'trap - EXIT INT TERM; stop_children' EXIT INT TERM
+
+bootstrap
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
+log "template.yaml: cfn-lint and sam validate --lint"
+cfn-lint template.yaml
+AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml >"$LOGS/sam-validate.log" 2>&1 \
+  || { cat "$LOGS/sam-validate.log"; die "sam validate --lint failed"; }
+
+log "building"
+cargo build --quiet --workspace --all-targets
+
+log "starting a private AWS emulator on 127.0.0.1:$EMULATOR_PORT (log: $LOGS/emulator.log)"
+start_emulator "$EMULATOR_PORT" "$LOGS/emulator.log"
+use_emulator "$EMULATOR_PORT"
+export JOIP_TEST_ENDPOINT="$AWS_ENDPOINT_URL"
+
+# The end-to-end stack: its own table and buckets on the private emulator, served by watch.
+export JOIP_TABLE=joip-e2e JOIP_GENERAL_BUCKET=joip-e2e-general \
+  JOIP_USER_MEDIA_BUCKET=joip-e2e-user-media JOIP_WATERMARK_QUEUE=joip-e2e-watermark
+target/debug/joip-admin local init >/dev/null
+log "starting cargo lambda watch on 127.0.0.1:$API_PORT (log: $LOGS/watch.log)"
+port_open "$API_PORT" && die "port $API_PORT is in use"
+cargo lambda watch -A 127.0.0.1 -P "$API_PORT" >"$LOGS/watch.log" 2>&1 &
+wait_for_port "$API_PORT" 120 "cargo lambda watch"
+export JOIP_E2E_URL="http://127.0.0.1:$API_PORT"
+
+log "cargo test (unit, integration, end-to-end)"
+cargo test --workspace --no-fail-fast
