@@ -35,7 +35,7 @@ wait_for_port() { # port seconds what
 # Starts moto on 127.0.0.1:$1, logging to $2; sets EMULATOR_PID.
 start_emulator() {
   port_open "$1" && die "port $1 is already in use"
-  moto_server -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
+  "$VENV/bin/python" "$ROOT/tools/emulator.py" -H 127.0.0.1 -p "$1" >"$2" 2>&1 &
   EMULATOR_PID=$!
   wait_for_port "$1" 30 "the AWS emulator (moto)"
 }

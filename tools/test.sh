@@ -21,7 +21,7 @@ cargo clippy --quiet --workspace --all-targets -- -D warnings
 
 log "template.yaml: cfn-lint and sam validate --lint"
 cfn-lint template.yaml
-AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml >"$LOGS/sam-validate.log" 2>&1 \
+SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml >"$LOGS/sam-validate.log" 2>&1 \
   || { cat "$LOGS/sam-validate.log"; die "sam validate --lint failed"; }
 
 log "building"

@@ -30,11 +30,21 @@ impl App {
     /// endpoint is configured.
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         let db = aws_sdk_dynamodb::Client::new(sdk);
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(sdk)
-                .force_path_style(config.endpoint_url.is_some())
-                .build(),
-        );
+        let s3 = aws_sdk_s3::Client::from_conf(Self::s3_config(&config, sdk).build());
+        Self::from_clients(config, db, s3)
+    }
+
+    /// The S3 client settings `new` uses, for callers that add to them (interceptors in tests).
+    pub fn s3_config(config: &Config, sdk: &aws_config::SdkConfig) -> aws_sdk_s3::config::Builder {
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.endpoint_url.is_some())
+    }
+
+    /// Assembles an App from clients built elsewhere.
+    pub fn from_clients(
+        config: Config,
+        db: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
         Self {
             store: Store::new(db, config.table.clone(), config.id_block),
             blob: Blob::new(s3, config.endpoint_url.clone()),

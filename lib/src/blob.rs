@@ -1,8 +1,17 @@
 //! S3 adapter: put, get, copy (multipart past 5 GB), delete, public URLs.
 
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
+use futures_util::{StreamExt, TryStreamExt};
+
+/// Largest object a single CopyObject can copy (5 GiB); larger ones are copied in parts.
+pub const SINGLE_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
+/// Part size for multipart copies (S3 allows 5 MiB to 5 GiB per part, at most 10,000 parts).
+pub const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
+/// Parallel part copies within one multipart copy.
+const PART_CONCURRENCY: usize = 8;
 
 /// An S3 operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,17 +43,217 @@ impl BlobError {
     }
 }
 
-/// The S3 client and the URL community objects are served from.
+/// The S3 client and how objects are addressed.
 #[derive(Clone, Debug)]
 pub struct Blob {
     s3: Client,
     endpoint_url: Option<String>,
+    single_copy_limit: u64,
+    part_size: u64,
 }
 
 impl Blob {
     /// Wraps a client; `endpoint_url` is the emulator's, if any (for object URLs).
     pub fn new(s3: Client, endpoint_url: Option<String>) -> Self {
-        Self { s3, endpoint_url }
+        Self {
+            s3,
+            endpoint_url,
+            single_copy_limit: SINGLE_COPY_LIMIT,
+            part_size: COPY_PART_SIZE,
+        }
+    }
+
+    /// Overrides the single-copy limit and part size (tests exercise multipart copy with small
+    /// objects; S3's minimum part size is 5 MiB).
+    pub fn with_copy_limits(mut self, single_copy_limit: u64, part_size: u64) -> Self {
+        self.single_copy_limit = single_copy_limit;
+        self.part_size = part_size;
+        self
+    }
+
+    /// Copies `src` to `dst` server-side: one CopyObject up to 5 GiB, a multipart copy beyond.
+    /// `size` is the source size when known; when unknown, S3's refusal of a too-large single
+    /// copy switches to the multipart path. `missing` is set if the source does not exist.
+    pub async fn copy(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        size: Option<u64>,
+    ) -> Result<(), BlobError> {
+        if size.is_some_and(|s| s > self.single_copy_limit) {
+            return self
+                .copy_multipart(src_bucket, src_key, dst_bucket, dst_key)
+                .await;
+        }
+        let copied = self
+            .s3
+            .copy_object()
+            .copy_source(copy_source(src_bucket, src_key))
+            .bucket(dst_bucket)
+            .key(dst_key)
+            .send()
+            .await;
+        match copied {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("InvalidRequest") && size.is_none() => {
+                // "The specified copy source is larger than the maximum allowable size".
+                self.copy_multipart(src_bucket, src_key, dst_bucket, dst_key)
+                    .await
+            }
+            Err(e) => {
+                let missing = matches!(e.code(), Some("NoSuchKey" | "NotFound"))
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                Err(BlobError::new("copy", src_bucket, src_key, e, missing))
+            }
+        }
+    }
+
+    async fn copy_multipart(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+    ) -> Result<(), BlobError> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(src_bucket)
+            .key(src_key)
+            .send()
+            .await
+            .map_err(|e| {
+                let missing = e.as_service_error().is_some_and(|s| s.is_not_found());
+                BlobError::new("head", src_bucket, src_key, e, missing)
+            })?;
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        let upload = self
+            .s3
+            .create_multipart_upload()
+            .bucket(dst_bucket)
+            .key(dst_key)
+            .set_content_type(head.content_type().map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| BlobError::new("start multipart copy", dst_bucket, dst_key, e, false))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_string();
+        let ranges: Vec<(i32, u64, u64)> = (0..size.div_ceil(self.part_size).max(1))
+            .map(|i| {
+                let start = i * self.part_size;
+                let end = (start + self.part_size).min(size).max(1) - 1;
+                (i as i32 + 1, start, end)
+            })
+            .collect();
+        let source = copy_source(src_bucket, src_key);
+        let parts: Result<Vec<CompletedPart>, BlobError> = futures_util::stream::iter(ranges)
+            .map(|(number, start, end)| {
+                let source = source.clone();
+                let upload_id = upload_id.clone();
+                async move {
+                    let out = self
+                        .s3
+                        .upload_part_copy()
+                        .bucket(dst_bucket)
+                        .key(dst_key)
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .copy_source(source)
+                        .copy_source_range(format!("bytes={start}-{end}"))
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            let missing = matches!(e.code(), Some("NoSuchKey"));
+                            BlobError::new("copy part", src_bucket, src_key, e, missing)
+                        })?;
+                    Ok(CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(
+                            out.copy_part_result()
+                                .and_then(|r| r.e_tag())
+                                .map(str::to_string),
+                        )
+                        .build())
+                }
+            })
+            .buffered(PART_CONCURRENCY)
+            .try_collect()
+            .await;
+        let completed = match parts {
+            Ok(parts) => self
+                .s3
+                .complete_multipart_upload()
+                .bucket(dst_bucket)
+                .key(dst_key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    BlobError::new("complete multipart copy", dst_bucket, dst_key, e, false)
+                }),
+            Err(e) => Err(e),
+        };
+        if completed.is_err() {
+            // Abandoned parts cost storage until aborted (the bucket's lifecycle rule is the backstop).
+            let _ = self
+                .s3
+                .abort_multipart_upload()
+                .bucket(dst_bucket)
+                .key(dst_key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        completed
+    }
+
+    /// Deletes every object under `prefix`; returns how many were deleted.
+    pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize, BlobError> {
+        let mut deleted = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| BlobError::new("list", bucket, prefix, e, false))?;
+            let ids: Vec<ObjectIdentifier> = page
+                .contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+                .collect();
+            if !ids.is_empty() {
+                deleted += ids.len();
+                let delete = Delete::builder()
+                    .set_objects(Some(ids))
+                    .quiet(true)
+                    .build()
+                    .map_err(|e| BlobError::new("delete", bucket, prefix, e, false))?;
+                self.s3
+                    .delete_objects()
+                    .bucket(bucket)
+                    .delete(delete)
+                    .send()
+                    .await
+                    .map_err(|e| BlobError::new("delete", bucket, prefix, e, false))?;
+            }
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// The underlying client.
@@ -112,5 +321,31 @@ impl Blob {
             Some(endpoint) => format!("{}/{bucket}/{key}", endpoint.trim_end_matches('/')),
             None => format!("https://{bucket}.s3.amazonaws.com/{key}"),
         }
+    }
+}
+
+/// `bucket/key` for CopySource, the key percent-encoded (keys may hold any UTF-8).
+fn copy_source(bucket: &str, key: &str) -> String {
+    let mut out = String::with_capacity(bucket.len() + key.len() + 1);
+    out.push_str(bucket);
+    out.push('/');
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_source_encodes_the_key_only() {
+        assert_eq!(
+            super::copy_source("b", "users/u 1/ä+x.jpg"),
+            "b/users/u%201/%C3%A4%2Bx.jpg"
+        );
     }
 }

@@ -44,8 +44,25 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
         .await
         .context("creating the table")?;
     let s3 = app.blob.client();
+    // us-east-1 is the one region that takes no location constraint.
+    let location = target
+        .sdk
+        .region()
+        .map(|r| r.as_ref())
+        .filter(|r| *r != "us-east-1")
+        .map(|r| {
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(r))
+                .build()
+        });
     for bucket in [&app.config.general_bucket, &app.config.user_media_bucket] {
-        if let Err(e) = s3.create_bucket().bucket(bucket).send().await {
+        let created = s3
+            .create_bucket()
+            .bucket(bucket)
+            .set_create_bucket_configuration(location.clone())
+            .send()
+            .await;
+        if let Err(e) = created {
             let owned = e.as_service_error().is_some_and(|s| {
                 s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
             });

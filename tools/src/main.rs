@@ -56,11 +56,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
+    // Usage errors exit 1 like every other error; --help and --version still exit 0.
+    let usage = |e: clap::Error| -> ! {
+        if e.use_stderr() {
+            let _ = e.print();
+            std::process::exit(1);
+        }
+        e.exit()
     };
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| usage(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| usage(e));
     match run(cli, &matches).await {
         Ok(value) => {
             println!(

@@ -1,4 +1,5 @@
 //! Use cases: what the routes and the operator CLI do, independent of HTTP.
 
 pub mod media;
+pub mod save_session;
 pub mod sessions;

@@ -3,7 +3,7 @@
 
 use crate::domain::{now_millis, rfc3339_millis, sniff_mime, MediaKind, SessionId, UserId};
 use crate::store::ids::counters;
-use crate::store::items::{SessionItem, SessionMediaItem, SessionState};
+use crate::store::items::{SessionItem, SessionMedia, SessionState};
 use crate::store::keys;
 use crate::App;
 use serde_json::Value;
@@ -82,7 +82,7 @@ pub async fn create_session(app: &App, new: NewSession) -> Result<SessionId, Cre
     let pk = keys::session(id);
     let mut rows = Vec::with_capacity(new.media.len());
     for (order, media) in new.media.into_iter().enumerate() {
-        let (kind, bucket, key, url) = match media.input {
+        let (kind, bucket, key, url, size) = match media.input {
             MediaInput::Upload { file_name, bytes } => {
                 let mime = sniff_mime(&bytes).ok_or(CreateSessionError::UnsupportedMedia(order))?;
                 let kind = MediaKind::from_mime(mime)
@@ -101,21 +101,21 @@ pub async fn create_session(app: &App, new: NewSession) -> Result<SessionId, Cre
                     .collect();
                 let key = format!("sessions/{id}/{order:04}-{stem}.{ext}");
                 let bucket = app.config.general_bucket.clone();
+                let size = bytes.len() as u64;
                 app.blob.put(&bucket, &key, bytes, mime).await?;
                 let url = app.blob.object_url(&bucket, &key);
-                (kind, Some(bucket), Some(key), url)
+                (kind, Some(bucket), Some(key), url, Some(size))
             }
-            MediaInput::External { url } => (kind_from_url(&url), None, None, url),
+            MediaInput::External { url } => (kind_from_url(&url), None, None, url, None),
         };
-        rows.push(SessionMediaItem {
-            pk: pk.clone(),
-            sk: keys::session_media(order as u32),
+        rows.push(SessionMedia {
             order: order as u32,
             kind,
             caption: media.caption,
             bucket,
             key,
             url,
+            size,
         });
     }
     let session = SessionItem {

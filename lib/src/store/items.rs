@@ -82,12 +82,10 @@ pub struct SessionItem {
 }
 
 /// One media entry of a session, at its position.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
-pub struct SessionMediaItem {
-    pub pk: String,
-    pub sk: String,
+pub struct SessionMedia {
     pub order: u32,
     #[serde(rename = "type")]
     pub kind: MediaKind,
@@ -99,6 +97,49 @@ pub struct SessionMediaItem {
     #[serde(default)]
     pub key: Option<String>,
     pub url: String,
+    /// Object size in bytes, when known (chooses single or multipart copy).
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// Up to [`MEDIA_PER_CHUNK`] consecutive media of a session in one item, so a whole session reads
+/// in one query and writes in one transaction.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct SessionMediaChunk {
+    pub pk: String,
+    pub sk: String,
+    pub media: Vec<SessionMedia>,
+}
+
+/// Media per chunk item: keeps an item far below DynamoDB's 400 KB.
+pub const MEDIA_PER_CHUNK: usize = 100;
+
+/// Progress of a save: `copying` until every media object is in place, then `ready`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaveState {
+    /// Charged, session created, media being copied.
+    Copying,
+    /// Complete.
+    Ready,
+}
+
+/// That a user saved a community session, and into which session. Exactly one per pair.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct SaveRecord {
+    pub pk: String,
+    pub sk: String,
+    pub source_session_id: SessionId,
+    pub session_id: SessionId,
+    pub state: SaveState,
+    /// Credits charged, refunded as is if the save is rolled back.
+    pub charged: i64,
+    /// Sort key of the activity entry written with the charge.
+    pub activity_sk: String,
+    pub created_at: String,
 }
 
 /// A user's media record (what `GET /api/user/media` lists and share acts on).

@@ -41,11 +41,11 @@ pub fn session(id: SessionId) -> String {
 }
 /// Sort key of the session item itself.
 pub const SESSION: &str = "SESSION";
-/// Sort prefix of session media rows.
+/// Sort prefix of session media chunks.
 pub const SESSION_MEDIA_PREFIX: &str = "MEDIA#";
-/// Sort key of the session media row at `order`.
-pub fn session_media(order: u32) -> String {
-    format!("{SESSION_MEDIA_PREFIX}{order:06}")
+/// Sort key of a session's media chunk number `chunk`.
+pub fn session_media(chunk: u32) -> String {
+    format!("{SESSION_MEDIA_PREFIX}{chunk:04}")
 }
 
 /// `MEDIA#{id}`: a user media record.

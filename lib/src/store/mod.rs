@@ -7,6 +7,7 @@ pub mod schema;
 
 mod media;
 mod records;
+mod saves;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 
 pub use ids::IdAllocator;
 pub use media::MediaPage;
+pub use saves::{ClaimRefused, Settled};
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

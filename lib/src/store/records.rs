@@ -1,7 +1,10 @@
 //! Users, pricing, tags, sessions and activity: the records the operator CLI and the use cases
 //! read and write directly.
 
-use super::items::{ActivityItem, PricingItem, SessionItem, SessionMediaItem, TagItem, UserItem};
+use super::items::{
+    ActivityItem, PricingItem, SessionItem, SessionMedia, SessionMediaChunk, TagItem, UserItem,
+    MEDIA_PER_CHUNK,
+};
 use super::{from_item, key, keys, n, s, to_item, Store, StoreError};
 use crate::domain::{now_millis, rfc3339_millis, SessionId, UserId};
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
@@ -54,7 +57,7 @@ impl Store {
                 .condition_expression("attribute_exists(pk) AND credits >= :floor")
                 .expression_attribute_values(":d", n(delta))
                 .expression_attribute_values(":floor", n((-delta).max(i64::MIN + 1).max(0)))
-                .return_values(ReturnValue::UpdatedNew)
+                .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
             match applied {
@@ -76,7 +79,7 @@ impl Store {
                 .condition_expression("attribute_exists(pk) AND credits < :floor")
                 .expression_attribute_values(":zero", n(0))
                 .expression_attribute_values(":floor", n(-delta))
-                .return_values(ReturnValue::UpdatedNew)
+                .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
             match clamped {
@@ -137,46 +140,45 @@ impl Store {
             .await
     }
 
-    /// Writes a session and its media rows as one transaction (up to 99 media) or, for larger
-    /// sessions, media rows first and the session item last, so a session is never visible
+    /// Writes a session and its media chunks in one transaction, so a session is never visible
     /// without its media.
     pub async fn put_session(
         &self,
         session: &SessionItem,
-        media: &[SessionMediaItem],
+        media: &[SessionMedia],
     ) -> Result<(), StoreError> {
         const OP: &str = "put session";
-        let put = |item| {
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item))
-                        .build()
-                        .expect("table and item set"),
-                )
-                .build()
-        };
-        for chunk in media.chunks(99) {
-            let items = chunk
-                .iter()
-                .map(|m| to_item(OP, m).map(put))
-                .collect::<Result<Vec<_>, _>>()?;
-            self.db
-                .transact_write_items()
-                .set_transact_items(Some(items))
-                .send()
-                .await
-                .map_err(|e| StoreError::new(OP, e))?;
+        let mut items = vec![self.put_op(to_item(OP, session)?)];
+        for chunk in media_chunks(&session.pk, media) {
+            items.push(self.put_op(to_item(OP, &chunk)?));
         }
-        self.put(OP, session).await
+        self.db
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+            .map_err(|e| StoreError::new(OP, e))?;
+        Ok(())
     }
 
-    /// A session and its media rows in order, if it exists.
+    pub(crate) fn put_op(&self, item: super::Item) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .expect("table and item set"),
+            )
+            .build()
+    }
+
+    /// A session and its media in order, if it exists (one query: the session and its chunks
+    /// share a partition).
     pub async fn session(
         &self,
         id: SessionId,
-    ) -> Result<Option<(SessionItem, Vec<SessionMediaItem>)>, StoreError> {
+    ) -> Result<Option<(SessionItem, Vec<SessionMedia>)>, StoreError> {
         const OP: &str = "get session";
         let mut session = None;
         let mut media = Vec::new();
@@ -198,7 +200,8 @@ impl Store {
                 match sk.as_deref() {
                     Some(keys::SESSION) => session = Some(from_item(OP, item)?),
                     Some(sk) if sk.starts_with(keys::SESSION_MEDIA_PREFIX) => {
-                        media.push(from_item(OP, item)?)
+                        let chunk: SessionMediaChunk = from_item(OP, item)?;
+                        media.extend(chunk.media);
                     }
                     _ => {}
                 }
@@ -321,6 +324,19 @@ impl Store {
             }
         }
     }
+}
+
+/// Splits a session's media into the chunk items stored beside it.
+pub(crate) fn media_chunks(pk: &str, media: &[SessionMedia]) -> Vec<SessionMediaChunk> {
+    media
+        .chunks(MEDIA_PER_CHUNK)
+        .enumerate()
+        .map(|(i, chunk)| SessionMediaChunk {
+            pk: pk.to_string(),
+            sk: keys::session_media(i as u32),
+            media: chunk.to_vec(),
+        })
+        .collect()
 }
 
 fn read_credits(attrs: Option<&super::Item>) -> Option<i64> {

@@ -185,3 +185,127 @@ pub fn sample_event(path: &str) -> Request {
     let raw = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
     lambda_http::request::from_str(&raw).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
+
+impl TestEnv {
+    /// Another App on the same table and buckets whose S3 client runs `interceptor`.
+    pub fn app_with_s3_interceptor(
+        &self,
+        interceptor: impl aws_sdk_s3::config::Intercept + 'static,
+    ) -> App {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            App::s3_config(&self.app.config, &self.sdk)
+                .interceptor(interceptor)
+                .build(),
+        );
+        App::from_clients(self.app.config.clone(), self.app.store.client().clone(), s3)
+    }
+
+    /// Everything in the table and both buckets, for "nothing changed" assertions.
+    pub async fn snapshot(&self) -> Snapshot {
+        let db = self.app.store.client();
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = db
+                .scan()
+                .table_name(&self.app.config.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in out.items.unwrap_or_default() {
+                // serde_json's maps are sorted: a canonical text for nested maps too.
+                let value: Value = serde_dynamo::from_item(item).expect("item as JSON");
+                items.push(value.to_string());
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort();
+        let mut objects = Vec::new();
+        for bucket in [
+            &self.app.config.general_bucket,
+            &self.app.config.user_media_bucket,
+        ] {
+            objects.extend(
+                self.keys(bucket, "")
+                    .await
+                    .into_iter()
+                    .map(|k| format!("{bucket}/{k}")),
+            );
+        }
+        objects.sort();
+        Snapshot { items, objects }
+    }
+
+    /// Keys under `prefix` in `bucket`, with their ETags.
+    pub async fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self
+            .app
+            .blob
+            .client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .expect("list objects");
+        out.contents()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {}",
+                    o.key().unwrap_or_default(),
+                    o.e_tag().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+/// The table's items and the buckets' objects at one moment.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub items: Vec<String>,
+    pub objects: Vec<String>,
+}
+
+/// Fails the `nth` (1-based) CopyObject call made through the client it is installed on.
+#[derive(Debug)]
+pub struct FailNthCopy {
+    pub nth: usize,
+    pub seen: std::sync::atomic::AtomicUsize,
+}
+
+impl FailNthCopy {
+    pub fn new(nth: usize) -> Self {
+        Self {
+            nth,
+            seen: Default::default(),
+        }
+    }
+}
+
+impl aws_sdk_s3::config::Intercept for FailNthCopy {
+    fn name(&self) -> &'static str {
+        "FailNthCopy"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let is_copy = context
+            .input()
+            .downcast_ref::<aws_sdk_s3::operation::copy_object::CopyObjectInput>()
+            .is_some();
+        if is_copy && self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.nth {
+            return Err("injected fault: copy failed".into());
+        }
+        Ok(())
+    }
+}
