@@ -40,10 +40,11 @@ pub async fn save_community_session(
     source: SessionId,
 ) -> Result<Saved, AppError> {
     let internal = |e: crate::store::StoreError| AppError::internal(FAILED, e);
-    // The save record and the source are independent reads: one round trip of latency.
-    let (record, src) = tokio::join!(
+    // Independent reads, issued together: one round trip of latency before the claim.
+    let (record, src, priced) = tokio::join!(
         app.store.save_record(user, source),
-        app.store.session(source)
+        app.store.session(source),
+        app.store.pricing_and_user(SESSION_CREATE, user),
     );
     let (record, src) = (record.map_err(internal)?, src.map_err(internal)?);
     if let Some(record) = record {
@@ -58,11 +59,7 @@ pub async fn save_community_session(
     if !session.shared_to_community {
         return Err(AppError::Forbidden(NOT_SHARED));
     }
-    let (pricing, profile) = app
-        .store
-        .pricing_and_user(SESSION_CREATE, user)
-        .await
-        .map_err(internal)?;
+    let (pricing, profile) = priced.map_err(internal)?;
     let pricing = pricing.ok_or(AppError::PricingMissing(SESSION_CREATE))?;
     let (current, premium) = profile.map_or((0, false), |p| (p.credits, p.is_premium));
     if pricing.premium_only && !premium {

@@ -1,0 +1,189 @@
+//! Benchmark: saving community sessions of 1, 50 and 500 media against the emulator.
+//!
+//! For each size it prints the save's time divided by the floor: the same CopyObject calls issued
+//! bare, at the same parallelism, in the same run (this machine is shared and noisy, so only ratios
+//! mean anything). It also counts the DynamoDB and S3 calls each save makes (an SDK interceptor on
+//! both clients). Goals: ratio <= 1.2; at most n copies + 6 other calls for n general-bucket media.
+//!
+//! Run with `tools/bench.sh` (it starts a private emulator).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use futures_util::StreamExt;
+use joip::domain::{SessionId, UserId};
+use joip::service::save_session::save_community_session;
+use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
+use joip::App;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counts operations (not retries) made through a client; CopyObject separately.
+#[derive(Debug, Default)]
+struct Calls {
+    total: AtomicUsize,
+    copies: AtomicUsize,
+}
+
+#[derive(Debug, Clone)]
+struct Counter(Arc<Calls>);
+
+impl aws_sdk_s3::config::Intercept for Counter {
+    fn name(&self) -> &'static str {
+        "Counter"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.total.fetch_add(1, Ordering::Relaxed);
+        if context
+            .input()
+            .downcast_ref::<aws_sdk_s3::operation::copy_object::CopyObjectInput>()
+            .is_some()
+        {
+            self.0.copies.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+impl Calls {
+    fn take(&self) -> (usize, usize) {
+        (
+            self.total.swap(0, Ordering::Relaxed),
+            self.copies.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+async fn community_session(app: &App, owner: &UserId, n: usize) -> SessionId {
+    let media = (0..n)
+        .map(|i| NewMedia {
+            input: MediaInput::Upload {
+                file_name: format!("m{i}.png"),
+                bytes: {
+                    let mut b = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+                    b.extend_from_slice(format!("{i}").as_bytes());
+                    b
+                },
+            },
+            caption: Some(format!("#{i}")),
+        })
+        .collect();
+    create_session(
+        app,
+        NewSession {
+            owner: owner.clone(),
+            title: format!("bench {n}"),
+            category: None,
+            settings: serde_json::json!({}),
+            metadata: serde_json::json!({}),
+            is_public: true,
+            shared_to_community: true,
+            is_imported: false,
+            subreddits: vec![],
+            media,
+        },
+    )
+    .await
+    .expect("session")
+}
+
+/// The floor: the same copies, bare, at the same parallelism.
+async fn bare_copies(app: &App, keys: &[String], run: usize) -> Duration {
+    let started = Instant::now();
+    let results: Vec<_> = futures_util::stream::iter(keys.iter().enumerate())
+        .map(|(i, key)| {
+            let dst = format!("bench/{run}/{i:04}");
+            async move {
+                app.blob
+                    .copy(
+                        &app.config.general_bucket,
+                        key,
+                        &app.config.user_media_bucket,
+                        &dst,
+                        None,
+                    )
+                    .await
+            }
+        })
+        .buffer_unordered(app.config.copy_concurrency)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    assert!(results.iter().all(Result::is_ok), "bare copy failed");
+    took
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let env = support::TestEnv::new().await;
+    let calls = Arc::new(Calls::default());
+    let counter = Counter(calls.clone());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        App::s3_config(&env.app.config, &env.sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let db = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(counter)
+            .build(),
+    );
+    let mut config = env.app.config.clone();
+    config.copy_concurrency = joip::config::DEFAULT_COPY_CONCURRENCY;
+    config.id_block = joip::config::DEFAULT_ID_BLOCK;
+    let app = App::from_clients(config, db, s3);
+    app.store
+        .put_pricing("session_create", 1, false)
+        .await
+        .unwrap();
+    let owner = env.user(0, false).await;
+
+    println!(
+        "{:>6} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}",
+        "media", "runs", "save (med)", "floor (med)", "ratio", "db+s3", "copies", "other"
+    );
+    for (n, runs) in [(1usize, 15usize), (50, 7), (500, 3)] {
+        let source = community_session(&app, &owner, n).await;
+        let (_, media) = app.store.session(source).await.unwrap().unwrap();
+        let keys: Vec<String> = media.iter().filter_map(|m| m.key.clone()).collect();
+        // Warm both paths (connections, id block) before measuring.
+        let warm = env.user(1, false).await;
+        save_community_session(&app, &warm, source).await.unwrap();
+        bare_copies(&app, &keys, 0).await;
+        calls.take();
+
+        let (mut saves, mut floors) = (Vec::new(), Vec::new());
+        let mut per_save = (0, 0);
+        for run in 1..=runs {
+            let user = env.user(1, false).await;
+            calls.take();
+            let started = Instant::now();
+            let saved = save_community_session(&app, &user, source).await.unwrap();
+            saves.push(started.elapsed());
+            assert!(!saved.reused);
+            per_save = per_save.max(calls.take());
+            floors.push(bare_copies(&app, &keys, run).await);
+            calls.take();
+        }
+        let (save, floor) = (median(saves), median(floors));
+        let (total, copies) = per_save;
+        println!(
+            "{n:>6} {runs:>6} {:>10.1}ms {:>10.1}ms {:>7.2} {total:>10} {copies:>10} {:>10}",
+            save.as_secs_f64() * 1e3,
+            floor.as_secs_f64() * 1e3,
+            save.as_secs_f64() / floor.as_secs_f64(),
+            total - copies,
+        );
+    }
+}
