@@ -124,10 +124,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-#[tokio::main]
-async fn main() {
-    let env = support::TestEnv::new().await;
-    let calls = Arc::new(Calls::default());
+/// The App under test: the env's table and buckets, production settings, counting clients.
+fn counted_app(env: &support::TestEnv, calls: &Arc<Calls>) -> App {
     let counter = Counter(calls.clone());
     let s3 = aws_sdk_s3::Client::from_conf(
         App::s3_config(&env.app.config, &env.sdk)
@@ -142,18 +140,25 @@ async fn main() {
     let mut config = env.app.config.clone();
     config.copy_concurrency = joip::config::DEFAULT_COPY_CONCURRENCY;
     config.id_block = joip::config::DEFAULT_ID_BLOCK;
-    let app = App::from_clients(config, db, s3);
-    app.store
-        .put_pricing("session_create", 1, false)
-        .await
-        .unwrap();
-    let owner = env.user(0, false).await;
+    App::from_clients(config, db, s3)
+}
 
+#[tokio::main]
+async fn main() {
     println!(
         "{:>6} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}",
         "media", "runs", "save (med)", "floor (med)", "ratio", "db+s3", "copies", "other"
     );
     for (n, runs) in [(1usize, 15usize), (50, 7), (500, 3)] {
+        // A fresh table and buckets per size, so one size's data never slows another's.
+        let env = support::TestEnv::new().await;
+        let calls = Arc::new(Calls::default());
+        let app = counted_app(&env, &calls);
+        app.store
+            .put_pricing("session_create", 1, false)
+            .await
+            .unwrap();
+        let owner = env.user(0, false).await;
         let source = community_session(&app, &owner, n).await;
         let (_, media) = app.store.session(source).await.unwrap().unwrap();
         let keys: Vec<String> = media.iter().filter_map(|m| m.key.clone()).collect();
@@ -161,7 +166,6 @@ async fn main() {
         let warm = env.user(1, false).await;
         save_community_session(&app, &warm, source).await.unwrap();
         bare_copies(&app, &keys, 0).await;
-        calls.take();
 
         let (mut saves, mut floors) = (Vec::new(), Vec::new());
         let mut per_save = (0, 0);
@@ -174,7 +178,6 @@ async fn main() {
             assert!(!saved.reused);
             per_save = per_save.max(calls.take());
             floors.push(bare_copies(&app, &keys, run).await);
-            calls.take();
         }
         let (save, floor) = (median(saves), median(floors));
         let (total, copies) = per_save;
