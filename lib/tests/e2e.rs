@@ -87,3 +87,84 @@ async fn user_media_over_http() {
         (401, serde_json::json!({ "message": "Unauthorized" }))
     );
 }
+
+fn post(path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = agent().post(format!("{}{path}", base()));
+    if let Some(t) = token {
+        req = req.header("authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = req.send_empty().expect("HTTP request");
+    let status = resp.status().as_u16();
+    let body: Value = resp.body_mut().read_json().expect("JSON body");
+    (status, body)
+}
+
+#[tokio::test]
+async fn save_a_community_session_over_http() {
+    use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
+    let app = stack().await;
+    app.store
+        .put_pricing("session_create", 3, false)
+        .await
+        .unwrap();
+    let owner = UserId::random();
+    let saver = UserId::random();
+    app.store.create_user(&owner, 0, false).await.unwrap();
+    app.store.create_user(&saver, 5, false).await.unwrap();
+    let source = create_session(
+        &app,
+        NewSession {
+            owner,
+            title: "over http".into(),
+            category: None,
+            settings: serde_json::json!({}),
+            metadata: serde_json::json!({}),
+            is_public: true,
+            shared_to_community: true,
+            is_imported: false,
+            subreddits: vec![],
+            media: vec![NewMedia {
+                input: MediaInput::Upload {
+                    file_name: "p.jpg".into(),
+                    bytes: include_bytes!("../../tools/demo/demo-photo.jpg").to_vec(),
+                },
+                caption: Some("hi".into()),
+            }],
+        },
+    )
+    .await
+    .unwrap();
+    let path = format!("/api/community/sessions/{source}/save");
+    let token = token(&app, &saver);
+
+    let (p, t) = (path.clone(), token.clone());
+    let (status, first) = tokio::task::spawn_blocking(move || post(&p, Some(&t)))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["reused"], false);
+    let (p, t) = (path.clone(), token.clone());
+    let (status, again) = tokio::task::spawn_blocking(move || post(&p, Some(&t)))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        again,
+        serde_json::json!({ "success": true, "sessionId": first["sessionId"], "reused": true })
+    );
+    assert_eq!(app.store.user(&saver).await.unwrap().unwrap().credits, 2);
+
+    let t = token.clone();
+    let (status, body) =
+        tokio::task::spawn_blocking(move || post("/api/community/sessions/abc/save", Some(&t)))
+            .await
+            .unwrap();
+    assert_eq!(
+        (status, body),
+        (400, serde_json::json!({ "message": "Invalid session ID" }))
+    );
+    let (status, _) = tokio::task::spawn_blocking(move || post(&path, None))
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+}
