@@ -59,6 +59,7 @@ cat <<INFO
     curl -s -X POST -H "Authorization: Bearer \$TOKEN2" $BASE/api/community/sessions/$SESSION/save
     curl -s -i $BASE/api/user/media        # no token: 401
     target/debug/joip-admin user show demo-user-2
+    .venv/bin/cargo-lambda lambda invoke -A 127.0.0.1 list-user-media --data-file events/list-user-media/ok.json
 
   Ctrl-C stops the API and the emulator.
 

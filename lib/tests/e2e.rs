@@ -168,3 +168,48 @@ async fn save_a_community_session_over_http() {
         .unwrap();
     assert_eq!(status, 401);
 }
+
+/// `cargo lambda invoke --data-file events/...` against watch: each sample event reaches its
+/// function and gets the documented status.
+#[test]
+fn sample_events_invoke_through_watch() {
+    let base = base();
+    let port = base.rsplit(':').next().expect("port in JOIP_E2E_URL");
+    let events = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let cases = [
+        ("list-user-media", "ok.json", 200),
+        ("list-user-media", "paged.json", 200),
+        ("list-user-media", "bad-limit.json", 400),
+        ("list-user-media", "bad-cursor.json", 400),
+        ("list-user-media", "no-identity.json", 401),
+        ("save-community-session", "invalid-id.json", 400),
+        ("save-community-session", "not-found.json", 404),
+        ("save-community-session", "no-identity.json", 401),
+    ];
+    for (function, file, status) in cases {
+        let out = std::process::Command::new("cargo")
+            .args([
+                "lambda",
+                "invoke",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                port,
+                function,
+                "--data-file",
+            ])
+            .arg(format!("{events}/{function}/{file}"))
+            .output()
+            .expect("cargo lambda invoke runs");
+        assert!(
+            out.status.success(),
+            "{function}/{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let response: Value = serde_json::from_slice(&out.stdout).expect("invoke prints JSON");
+        assert_eq!(
+            response["statusCode"], status,
+            "{function}/{file}: {response}"
+        );
+    }
+}

@@ -80,16 +80,7 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
         .context("creating the dead-letter queue")?
         .queue_url
         .unwrap_or_default();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .context("reading the dead-letter queue")?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
     let redrive = json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5" }).to_string();
     let queue_url = sqs
         .create_queue()
@@ -101,16 +92,7 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
         .context("creating the watermark queue")?
         .queue_url
         .unwrap_or_default();
-    let queue_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .context("reading the watermark queue")?
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap_or_default();
+    let queue_arn = queue_arn(&sqs, &queue_url).await?;
     let filter = NotificationConfigurationFilter::builder()
         .key(
             S3KeyFilter::builder()
@@ -147,6 +129,18 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
         "queueUrl": queue_url,
         "deadLetterQueueUrl": dlq_url,
     }))
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("reading queue {url}"))?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .with_context(|| format!("queue {url} has no ARN"))
 }
 
 const DEMO_PHOTO: &[u8] = include_bytes!("../demo/demo-photo.jpg");

@@ -47,6 +47,8 @@ impl Store {
     pub async fn add_credits(&self, user: &UserId, delta: i64) -> Result<Option<i64>, StoreError> {
         // Two conditional writes, never read-then-write: apply the delta if it keeps the balance
         // non-negative, else clamp to zero if the balance is still too small; repeat on a race.
+        // The balance the delta needs to leave zero or more (i64::MIN has no negation: saturate).
+        let floor = delta.checked_neg().unwrap_or(i64::MAX).max(0);
         loop {
             let applied = self
                 .db
@@ -56,7 +58,7 @@ impl Store {
                 .update_expression("ADD credits :d")
                 .condition_expression("attribute_exists(pk) AND credits >= :floor")
                 .expression_attribute_values(":d", n(delta))
-                .expression_attribute_values(":floor", n((-delta).max(i64::MIN + 1).max(0)))
+                .expression_attribute_values(":floor", n(floor))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
@@ -78,7 +80,7 @@ impl Store {
                 .update_expression("SET credits = :zero")
                 .condition_expression("attribute_exists(pk) AND credits < :floor")
                 .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":floor", n(-delta))
+                .expression_attribute_values(":floor", n(floor))
                 .return_values(ReturnValue::AllNew)
                 .send()
                 .await;
