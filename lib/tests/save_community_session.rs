@@ -567,3 +567,48 @@ async fn sample_events_get_their_documented_answers() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_free_save_needs_no_balance_and_a_rollback_refunds_nothing() {
+    let env = TestEnv::new().await;
+    priced(&env, 0, false).await;
+    let source = session(&env, 2, false, COMMUNITY).await;
+    let broke = env.user(0, false).await;
+    let (status, body) = save(&env.app, &broke, source).await;
+    assert_eq!(
+        (status, body["reused"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+    assert_eq!(credits(&env, &broke).await, 0);
+
+    // A caller with no profile at all can take a free session too, and nothing invents one.
+    let stranger = UserId::random();
+    let (status, _) = save(&env.app, &stranger, source).await;
+    assert_eq!(status, 200);
+    assert!(env.app.store.user(&stranger).await.unwrap().is_none());
+
+    let (_, media) = env.app.store.session(source).await.unwrap().unwrap();
+    env.app
+        .blob
+        .delete(
+            &env.app.config.general_bucket,
+            media[1].key.as_deref().unwrap(),
+        )
+        .await
+        .unwrap();
+    let other = UserId::random();
+    let (status, _) = save(&env.app, &other, source).await;
+    assert_eq!(status, 500);
+    assert!(
+        env.app.store.user(&other).await.unwrap().is_none(),
+        "no refund item invented"
+    );
+    assert!(env
+        .app
+        .store
+        .save_record(&other, source)
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -102,30 +102,35 @@ impl Store {
             self.put_op(to_item(OP, record)?),
             "attribute_not_exists(pk)",
         );
-        let charge = TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(keys::user(user), keys::PROFILE)))
-                    .update_expression("SET credits = credits - :cost")
-                    .condition_expression("attribute_exists(pk) AND credits >= :cost")
-                    .expression_attribute_values(":cost", n(record.charged))
-                    .build()
-                    .expect("table, key and expression set"),
-            )
-            .build();
+        // A free save charges nothing, so it needs no balance (nor even a profile).
+        let charge = (record.charged > 0).then(|| {
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                        .update_expression("SET credits = credits - :cost")
+                        .condition_expression("attribute_exists(pk) AND credits >= :cost")
+                        .expression_attribute_values(":cost", n(record.charged))
+                        .build()
+                        .expect("table, key and expression set"),
+                )
+                .build()
+        });
+        let charged = charge.is_some();
         let session_put = conditional_put(
             self.put_op(to_item(OP, session)?),
             "attribute_not_exists(pk)",
         );
         let activity_put = self.put_op(to_item(OP, activity)?);
+        let items: Vec<TransactWriteItem> = std::iter::once(save_put)
+            .chain(charge)
+            .chain([session_put, activity_put])
+            .collect();
         let sent = self
             .db
             .transact_write_items()
-            .transact_items(save_put)
-            .transact_items(charge)
-            .transact_items(session_put)
-            .transact_items(activity_put)
+            .set_transact_items(Some(items))
             .send()
             .await;
         match sent {
@@ -134,7 +139,7 @@ impl Store {
                 let failed = failed_conditions(&err);
                 if failed.first() == Some(&true) {
                     Ok(Err(ClaimRefused::AlreadySaved))
-                } else if failed.get(1) == Some(&true) {
+                } else if charged && failed.get(1) == Some(&true) {
                     Ok(Err(ClaimRefused::InsufficientCredits))
                 } else {
                     Err(StoreError::new(OP, err))
@@ -222,25 +227,28 @@ impl Store {
         .expression_attribute_values(":copying", attr(SaveState::Copying))
         .build()
         .expect("table and key set");
-        let refund = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::user(user), keys::PROFILE)))
-            .update_expression("ADD credits :charged")
-            .expression_attribute_values(":charged", n(record.charged))
-            .build()
-            .expect("table, key and expression set");
+        let refund = (record.charged > 0).then(|| {
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                .update_expression("ADD credits :charged")
+                .expression_attribute_values(":charged", n(record.charged))
+                .build()
+                .expect("table, key and expression set")
+        });
         let session_delete = delete(keys::session(record.session_id), keys::SESSION, None)
             .build()
             .expect("table and key set");
         let activity_delete = delete(keys::user(user), &record.activity_sk, None)
             .build()
             .expect("table and key set");
-        let items = vec![
-            TransactWriteItem::builder().delete(save_delete).build(),
-            TransactWriteItem::builder().update(refund).build(),
-            TransactWriteItem::builder().delete(session_delete).build(),
-            TransactWriteItem::builder().delete(activity_delete).build(),
-        ];
+        let items = std::iter::once(TransactWriteItem::builder().delete(save_delete).build())
+            .chain(refund.map(|r| TransactWriteItem::builder().update(r).build()))
+            .chain([
+                TransactWriteItem::builder().delete(session_delete).build(),
+                TransactWriteItem::builder().delete(activity_delete).build(),
+            ])
+            .collect();
         self.settle(OP, items).await
     }
 
