@@ -146,8 +146,16 @@ fn counted_app(env: &support::TestEnv, calls: &Arc<Calls>) -> App {
 #[tokio::main]
 async fn main() {
     println!(
-        "{:>6} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10}",
-        "media", "runs", "save (med)", "floor (med)", "ratio", "db+s3", "copies", "other"
+        "{:>6} {:>6} {:>12} {:>12} {:>7} {:>10} {:>10} {:>10} {:>12}",
+        "media",
+        "runs",
+        "save (med)",
+        "floor (med)",
+        "ratio",
+        "db+s3",
+        "copies",
+        "other",
+        "db rtt (med)"
     );
     for (n, runs) in [(1usize, 15usize), (50, 7), (500, 3)] {
         // A fresh table and buckets per size, so one size's data never slows another's.
@@ -167,7 +175,7 @@ async fn main() {
         save_community_session(&app, &warm, source).await.unwrap();
         bare_copies(&app, &keys, 0).await;
 
-        let (mut saves, mut floors) = (Vec::new(), Vec::new());
+        let (mut saves, mut floors, mut rtts) = (Vec::new(), Vec::new(), Vec::new());
         let mut per_save = (0, 0);
         for run in 1..=runs {
             let user = env.user(1, false).await;
@@ -178,15 +186,20 @@ async fn main() {
             assert!(!saved.reused);
             per_save = per_save.max(calls.take());
             floors.push(bare_copies(&app, &keys, run).await);
+            // One DynamoDB round trip, for scale: a save adds three sequential ones to the floor.
+            let started = Instant::now();
+            app.store.save_record(&user, source).await.unwrap();
+            rtts.push(started.elapsed());
         }
         let (save, floor) = (median(saves), median(floors));
         let (total, copies) = per_save;
         println!(
-            "{n:>6} {runs:>6} {:>10.1}ms {:>10.1}ms {:>7.2} {total:>10} {copies:>10} {:>10}",
+            "{n:>6} {runs:>6} {:>10.1}ms {:>10.1}ms {:>7.2} {total:>10} {copies:>10} {:>10} {:>10.1}ms",
             save.as_secs_f64() * 1e3,
             floor.as_secs_f64() * 1e3,
             save.as_secs_f64() / floor.as_secs_f64(),
             total - copies,
+            median(rtts).as_secs_f64() * 1e3,
         );
     }
 }
