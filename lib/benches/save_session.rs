@@ -13,7 +13,6 @@ mod support;
 use futures_util::StreamExt;
 use joip::domain::{SessionId, UserId};
 use joip::service::save_session::save_community_session;
-use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
 use joip::App;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -62,35 +61,13 @@ impl Calls {
 
 async fn community_session(app: &App, owner: &UserId, n: usize) -> SessionId {
     let media = (0..n)
-        .map(|i| NewMedia {
-            input: MediaInput::Upload {
-                file_name: format!("m{i}.png"),
-                bytes: {
-                    let mut b = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
-                    b.extend_from_slice(format!("{i}").as_bytes());
-                    b
-                },
-            },
-            caption: Some(format!("#{i}")),
+        .map(|i| {
+            let mut bytes = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+            bytes.extend_from_slice(format!("{i}").as_bytes());
+            support::upload(&format!("m{i}.png"), bytes, Some(&format!("#{i}")))
         })
         .collect();
-    create_session(
-        app,
-        NewSession {
-            owner: owner.clone(),
-            title: format!("bench {n}"),
-            category: None,
-            settings: serde_json::json!({}),
-            metadata: serde_json::json!({}),
-            is_public: true,
-            shared_to_community: true,
-            is_imported: false,
-            subreddits: vec![],
-            media,
-        },
-    )
-    .await
-    .expect("session")
+    support::community_session(app, owner, &format!("bench {n}"), media).await
 }
 
 /// The floor: the same copies, bare, at the same parallelism.

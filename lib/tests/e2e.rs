@@ -101,7 +101,6 @@ fn post(path: &str, token: Option<&str>) -> (u16, Value) {
 
 #[tokio::test]
 async fn save_a_community_session_over_http() {
-    use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
     let app = stack().await;
     app.store
         .put_pricing("session_create", 3, false)
@@ -111,29 +110,9 @@ async fn save_a_community_session_over_http() {
     let saver = UserId::random();
     app.store.create_user(&owner, 0, false).await.unwrap();
     app.store.create_user(&saver, 5, false).await.unwrap();
-    let source = create_session(
-        &app,
-        NewSession {
-            owner,
-            title: "over http".into(),
-            category: None,
-            settings: serde_json::json!({}),
-            metadata: serde_json::json!({}),
-            is_public: true,
-            shared_to_community: true,
-            is_imported: false,
-            subreddits: vec![],
-            media: vec![NewMedia {
-                input: MediaInput::Upload {
-                    file_name: "p.jpg".into(),
-                    bytes: include_bytes!("../../tools/demo/demo-photo.jpg").to_vec(),
-                },
-                caption: Some("hi".into()),
-            }],
-        },
-    )
-    .await
-    .unwrap();
+    let photo = include_bytes!("../../tools/demo/demo-photo.jpg").to_vec();
+    let media = vec![support::upload("p.jpg", photo, Some("hi"))];
+    let source = support::community_session(&app, &owner, "over http", media).await;
     let path = format!("/api/community/sessions/{source}/save");
     let token = token(&app, &saver);
 

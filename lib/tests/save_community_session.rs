@@ -513,29 +513,13 @@ async fn objects_past_the_single_copy_limit_are_copied_in_parts() {
     let mut big = PHOTO.to_vec();
     big.resize(12 * MIB as usize + 7, 0xAB);
     let owner = env.user(0, false).await;
-    let source = create_session(
+    let source = support::community_session(
         &app,
-        NewSession {
-            owner,
-            title: "big".into(),
-            category: None,
-            settings: json!({}),
-            metadata: json!({}),
-            is_public: true,
-            shared_to_community: true,
-            is_imported: false,
-            subreddits: vec![],
-            media: vec![NewMedia {
-                input: MediaInput::Upload {
-                    file_name: "big.jpg".into(),
-                    bytes: big.clone(),
-                },
-                caption: None,
-            }],
-        },
+        &owner,
+        "big",
+        vec![support::upload("big.jpg", big.clone(), None)],
     )
-    .await
-    .unwrap();
+    .await;
     let user = env.user(1, false).await;
     let (status, body) = save(&app, &user, source).await;
     assert_eq!(status, 200, "{body}");

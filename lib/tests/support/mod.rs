@@ -309,3 +309,44 @@ impl aws_sdk_s3::config::Intercept for FailNthCopy {
         Ok(())
     }
 }
+
+/// A public session shared to the community, owned by `owner`, with `media` in order.
+pub async fn community_session(
+    app: &App,
+    owner: &joip::domain::UserId,
+    title: &str,
+    media: Vec<joip::service::sessions::NewMedia>,
+) -> joip::domain::SessionId {
+    joip::service::sessions::create_session(
+        app,
+        joip::service::sessions::NewSession {
+            owner: owner.clone(),
+            title: title.into(),
+            category: None,
+            settings: json!({}),
+            metadata: json!({}),
+            is_public: true,
+            shared_to_community: true,
+            is_imported: false,
+            subreddits: vec![],
+            media,
+        },
+    )
+    .await
+    .expect("create session")
+}
+
+/// An upload entry for a new session.
+pub fn upload(
+    file_name: &str,
+    bytes: Vec<u8>,
+    caption: Option<&str>,
+) -> joip::service::sessions::NewMedia {
+    joip::service::sessions::NewMedia {
+        input: joip::service::sessions::MediaInput::Upload {
+            file_name: file_name.into(),
+            bytes,
+        },
+        caption: caption.map(str::to_string),
+    }
+}
