@@ -103,8 +103,9 @@ impl Blob {
                     .await
             }
             Err(e) => {
-                let missing = matches!(e.code(), Some("NoSuchKey" | "NotFound"))
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                // Only the source key can be missing for good: a missing bucket (ours) is a
+                // fault a retry may fix, never a reason to roll back.
+                let missing = e.code() == Some("NoSuchKey");
                 Err(BlobError::new("copy", src_bucket, src_key, e, missing))
             }
         }

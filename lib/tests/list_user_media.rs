@@ -179,3 +179,20 @@ async fn the_sample_event_reaches_the_handler() {
     assert_eq!(status, 200);
     assert!(body["media"].is_array());
 }
+
+#[tokio::test]
+async fn a_storage_failure_is_the_documented_500_without_internals() {
+    let env = TestEnv::new().await;
+    let alice = env.user(0, false).await;
+    let mut config = env.app.config.clone();
+    config.table = "no-such-table".into();
+    let broken = joip::App::new(config, &env.sdk);
+    let (status, body) = read(handle(&broken, list(Some(alice.as_str()), &[])).await);
+    assert_eq!(
+        (status, body),
+        (
+            500,
+            serde_json::json!({ "message": "Failed to fetch media" })
+        )
+    );
+}

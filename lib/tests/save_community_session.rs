@@ -596,3 +596,36 @@ async fn a_free_save_needs_no_balance_and_a_rollback_refunds_nothing() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn a_storage_failure_is_the_documented_500_and_charges_nothing() {
+    let env = TestEnv::new().await;
+    priced(&env, 10, false).await;
+    let source = session(&env, 1, false, COMMUNITY).await;
+    let user = env.user(30, false).await;
+    let mut config = env.app.config.clone();
+    config.user_media_bucket = "no-such-bucket".into();
+    let broken = App::new(config, &env.sdk);
+    // Copies fail for a reason a retry can fix: the save stays pending, charged once.
+    let (status, body) = save(&broken, &user, source).await;
+    assert_eq!(
+        (status, body),
+        (500, json!({ "message": "Failed to save session" }))
+    );
+    let (status, body) = save(&env.app, &user, source).await;
+    assert_eq!(
+        (status, body["reused"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    assert_eq!(credits(&env, &user).await, 20);
+
+    let mut config = env.app.config.clone();
+    config.table = "no-such-table".into();
+    let no_table = App::new(config, &env.sdk);
+    let (status, body) = save(&no_table, &user, source).await;
+    assert_eq!(
+        (status, body),
+        (500, json!({ "message": "Failed to save session" }))
+    );
+}
