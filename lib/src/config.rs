@@ -32,6 +32,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const DEFAULT_COPY_CONCURRENCY: usize = 32;
 /// Ids reserved per counter round trip in a long-lived process.
 pub const DEFAULT_ID_BLOCK: u64 = 16;
+/// How long a save may stay `copying` before another request stops waiting for its owner and
+/// finishes the copy itself (well under API Gateway's 29 s).
+pub const DEFAULT_SAVE_STALL_MS: u64 = 12_000;
 
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
@@ -54,6 +57,8 @@ pub struct Config {
     pub copy_concurrency: usize,
     /// Ids reserved per counter update.
     pub id_block: u64,
+    /// See [`DEFAULT_SAVE_STALL_MS`].
+    pub save_stall_ms: u64,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -126,6 +131,7 @@ impl Config {
             copy_concurrency: number("JOIP_COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY as u64)?
                 as usize,
             id_block: number("JOIP_ID_BLOCK", DEFAULT_ID_BLOCK)?,
+            save_stall_ms: number("JOIP_SAVE_STALL_MS", DEFAULT_SAVE_STALL_MS)?,
         })
     }
 }

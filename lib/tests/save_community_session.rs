@@ -204,7 +204,8 @@ async fn sixteen_concurrent_saves_charge_once() {
     priced(&env, 10, false).await;
     let source = session(&env, 4, true, COMMUNITY).await;
     let user = env.user(100, false).await;
-    let app = Arc::new(env.app.clone());
+    let copies = support::FailNthCopy::counter();
+    let app = Arc::new(env.app_with_s3_interceptor(copies.clone()));
     let barrier = Arc::new(tokio::sync::Barrier::new(16));
     let tasks: Vec<_> = (0..16)
         .map(|_| {
@@ -232,6 +233,11 @@ async fn sixteen_concurrent_saves_charge_once() {
     let (s, media) = env.app.store.session(copy).await.unwrap().unwrap();
     assert_eq!(s.state, joip::store::items::SessionState::Ready);
     assert_eq!(media.len(), 7);
+    assert_eq!(
+        copies.copies(),
+        6,
+        "the others waited instead of copying again"
+    );
 }
 
 #[tokio::test]
@@ -283,6 +289,10 @@ async fn a_copy_failing_part_way_is_finished_by_the_retry_without_a_second_charg
         .await
         .unwrap()
         .unwrap();
+    assert!(
+        record.released,
+        "the failed request lets the retry go ahead at once"
+    );
     let (pending, _) = env
         .app
         .store
@@ -628,4 +638,70 @@ async fn a_storage_failure_is_the_documented_500_and_charges_nothing() {
         (status, body),
         (500, json!({ "message": "Failed to save session" }))
     );
+}
+
+#[tokio::test]
+async fn a_save_whose_owner_went_quiet_is_finished_after_the_stall_time() {
+    let env = TestEnv::new().await;
+    priced(&env, 10, false).await;
+    let source = session(&env, 3, false, COMMUNITY).await;
+    let user = env.user(30, false).await;
+    let faulty = env.app_with_s3_interceptor(support::FailNthCopy::new(2));
+    assert_eq!(save(&faulty, &user, source).await.0, 500);
+    // As if the copying request had died without a word (a Lambda timeout): not released.
+    env.app
+        .store
+        .client()
+        .update_item()
+        .table_name(&env.app.config.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{user}")),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("SAVE#{source}")),
+        )
+        .update_expression("SET released = :no")
+        .expression_attribute_values(":no", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+        .send()
+        .await
+        .unwrap();
+    let pending = env
+        .app
+        .store
+        .save_record(&user, source)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Within the stall time another request waits for the owner rather than copying.
+    let copies = support::FailNthCopy::counter();
+    let waiting = env.app_with_s3_interceptor(copies.clone());
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        save(&waiting, &user, source),
+    )
+    .await;
+    assert!(waited.is_err(), "still waiting for the owner");
+    assert_eq!(copies.copies(), 0);
+
+    // Past it, the next request finishes the same session, charged once.
+    let mut app = env.app.clone();
+    app.config.save_stall_ms = 300;
+    let (status, body) = save(&app, &user, source).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (session_id(&body), body["reused"].clone()),
+        (pending.session_id, json!(true))
+    );
+    assert_eq!(credits(&env, &user).await, 20);
+    let (done, _) = env
+        .app
+        .store
+        .session(pending.session_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, joip::store::items::SessionState::Ready);
 }

@@ -72,6 +72,7 @@ impl Target {
             endpoint_url: None,
             copy_concurrency: joip::config::DEFAULT_COPY_CONCURRENCY,
             id_block: 1,
+            save_stall_ms: joip::config::DEFAULT_SAVE_STALL_MS,
         };
         Ok(Self {
             app: App::new(config, &sdk),

@@ -99,6 +99,8 @@ pub async fn save_community_session(
         charged: pricing.credits,
         activity_sk: activity.sk.clone(),
         created_at: rfc3339_millis(now),
+        created_at_ms: now,
+        released: false,
     };
     let copy = SessionItem {
         pk: keys::session(id),
@@ -157,13 +159,31 @@ pub async fn save_community_session(
     }
 }
 
-/// A save record exists: answer with its session, finishing the copy first if it is not done.
+/// A save record exists: answer with its session, once its copy is complete. While the request
+/// that claimed it is still copying, wait for it (no duplicate copies); if that request gave up or
+/// went quiet for longer than the stall time, finish the copy here (it is idempotent).
 async fn settle_existing(
     app: &App,
     user: &UserId,
-    record: SaveRecord,
+    mut record: SaveRecord,
     src: &Source,
 ) -> Result<Saved, AppError> {
+    let stall = app.config.save_stall_ms as i64;
+    let mut pause = std::time::Duration::from_millis(50);
+    while record.state == SaveState::Copying
+        && !record.released
+        && now_millis() - record.created_at_ms < stall
+    {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(400));
+        record = app
+            .store
+            .save_record(user, record.source_session_id)
+            .await
+            .map_err(|e| AppError::internal(FAILED, e))?
+            // Gone: its owner rolled it back because it can never complete.
+            .ok_or_else(|| AppError::internal(FAILED, "the save was rolled back"))?;
+    }
     if record.state == SaveState::Copying {
         finish(app, user, &record, src).await?;
     }
@@ -252,7 +272,10 @@ async fn finish(
         return roll_back(app, user, record, gone).await;
     }
     if let Some(err) = errors.into_iter().next() {
-        // Transient: the save stays `copying`, charged once; a retry finishes it.
+        // Transient: the save stays `copying`, charged once; a retry finishes it without waiting.
+        if let Err(e) = app.store.release_save(user, record).await {
+            tracing::warn!(error = %e, "could not release a pending save");
+        }
         return Err(AppError::internal(FAILED, err));
     }
 

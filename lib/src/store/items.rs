@@ -140,6 +140,12 @@ pub struct SaveRecord {
     /// Sort key of the activity entry written with the charge.
     pub activity_sk: String,
     pub created_at: String,
+    #[serde(default)]
+    pub created_at_ms: i64,
+    /// Set when the request copying the media gave up on a fault a retry may fix: nobody needs
+    /// to wait for it any more.
+    #[serde(default)]
+    pub released: bool,
 }
 
 /// A user's media record (what `GET /api/user/media` lists and share acts on).

@@ -199,6 +199,33 @@ impl Store {
         self.settle(OP, items).await
     }
 
+    /// Marks a pending save as abandoned by the request that was copying it, so the next request
+    /// finishes it at once instead of waiting. A no-op if the save settled meanwhile.
+    pub async fn release_save(&self, user: &UserId, record: &SaveRecord) -> Result<(), StoreError> {
+        let released = self
+            .db
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::user(user),
+                keys::save(record.source_session_id),
+            )))
+            .update_expression("SET released = :yes")
+            .condition_expression("sessionId = :sid AND #state = :copying")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":sid", n(record.session_id))
+            .expression_attribute_values(":copying", attr(SaveState::Copying))
+            .send()
+            .await;
+        match released {
+            Err(e) if !super::records::is_condition_failure(&e) => {
+                Err(StoreError::new("release save", e))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Rolls back a save that can never complete, in one transaction: removes the save record
     /// (only if still `copying` for this session), refunds exactly what was charged, removes the
     /// session and the activity entry.

@@ -58,6 +58,7 @@ impl TestEnv {
             endpoint_url: Some(endpoint.clone()),
             copy_concurrency: 8,
             id_block: 4,
+            save_stall_ms: joip::config::DEFAULT_SAVE_STALL_MS,
         };
         let sdk = sdk_config(&endpoint).await;
         let app = App::new(config, &sdk);
@@ -273,11 +274,12 @@ pub struct Snapshot {
     pub objects: Vec<String>,
 }
 
-/// Fails the `nth` (1-based) CopyObject call made through the client it is installed on.
-#[derive(Debug)]
+/// Fails the `nth` (1-based) CopyObject call made through the client it is installed on, and
+/// counts them all (clones share the count).
+#[derive(Debug, Clone)]
 pub struct FailNthCopy {
     pub nth: usize,
-    pub seen: std::sync::atomic::AtomicUsize,
+    pub seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FailNthCopy {
@@ -286,6 +288,16 @@ impl FailNthCopy {
             nth,
             seen: Default::default(),
         }
+    }
+
+    /// Counts copies, fails none.
+    pub fn counter() -> Self {
+        Self::new(usize::MAX)
+    }
+
+    /// Copies seen so far.
+    pub fn copies(&self) -> usize {
+        self.seen.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
