@@ -32,7 +32,8 @@ pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .and_then(|q| q.first(name))
 }
 
-/// Parses a JSON body; an empty body reads as `{}` so every field takes its documented default.
+/// Parses a JSON object body; an empty body reads as `{}` so every field takes its documented
+/// default.
 pub fn json_body<T: DeserializeOwned>(req: &Request, err: &'static str) -> Result<T, AppError> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => b"{}",
@@ -41,7 +42,11 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, err: &'static str) -> Resul
         Body::Binary(b) => b,
         _ => return Err(AppError::BadRequest(err)),
     };
-    serde_json::from_slice(bytes).map_err(|_| AppError::BadRequest(err))
+    // Only an object is a body: serde would also read a struct from an array.
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) if v.is_object() => serde_json::from_value(v).map_err(|_| AppError::BadRequest(err)),
+        _ => Err(AppError::BadRequest(err)),
+    }
 }
 
 /// The API Gateway request id, for correlating client reports with logs.
@@ -78,4 +83,58 @@ where
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "camelCase")]
+    struct ShareBody {
+        #[serde(default = "yes")]
+        share_to_community: bool,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    fn yes() -> bool {
+        true
+    }
+
+    fn request(body: Body) -> Request {
+        lambda_http::http::Request::builder().body(body).unwrap()
+    }
+
+    #[test]
+    fn an_empty_body_takes_the_documented_defaults() {
+        for body in [Body::Empty, Body::Text("  ".into())] {
+            let parsed: ShareBody = json_body(&request(body), "bad").unwrap();
+            assert_eq!(
+                parsed,
+                ShareBody {
+                    share_to_community: true,
+                    tags: vec![]
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_the_routes_400() {
+        for body in ["{", "[]", r#"{"tags":"x"}"#] {
+            let err = json_body::<ShareBody>(&request(Body::Text(body.into())), "Invalid body");
+            assert!(
+                matches!(err, Err(AppError::BadRequest("Invalid body"))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn responses_are_json() {
+        let r = json(404, &serde_json::json!({ "message": "Media not found" }));
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["content-type"], "application/json");
+    }
 }
