@@ -43,4 +43,9 @@ wait_for_port "$API_PORT" 120 "cargo lambda watch"
 export JOIP_E2E_URL="http://127.0.0.1:$API_PORT"
 
 log "cargo test (unit, integration, end-to-end)"
-cargo test --workspace --no-fail-fast
+status=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log" || status=$?
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$LOGS/cargo-test.log"
+exit "$status"
