@@ -39,15 +39,28 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get(path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = agent().get(format!("{}{path}", base()));
+/// One request with an optional bearer token; the status and JSON body of the answer.
+fn call(method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", base()));
     if let Some(t) = token {
-        req = req.header("authorization", &format!("Bearer {t}"));
+        req = req.header("authorization", format!("Bearer {t}"));
     }
-    let mut resp = req.call().expect("HTTP request");
+    let mut resp = agent()
+        .run(req.body(()).expect("request"))
+        .expect("HTTP request");
     let status = resp.status().as_u16();
     let body: Value = resp.body_mut().read_json().expect("JSON body");
     (status, body)
+}
+
+fn get(path: &str, token: Option<&str>) -> (u16, Value) {
+    call("GET", path, token)
+}
+
+fn post(path: &str, token: Option<&str>) -> (u16, Value) {
+    call("POST", path, token)
 }
 
 #[tokio::test]
@@ -86,17 +99,6 @@ async fn user_media_over_http() {
         (status, body),
         (401, serde_json::json!({ "message": "Unauthorized" }))
     );
-}
-
-fn post(path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = agent().post(format!("{}{path}", base()));
-    if let Some(t) = token {
-        req = req.header("authorization", &format!("Bearer {t}"));
-    }
-    let mut resp = req.send_empty().expect("HTTP request");
-    let status = resp.status().as_u16();
-    let body: Value = resp.body_mut().read_json().expect("JSON body");
-    (status, body)
 }
 
 #[tokio::test]
