@@ -14,50 +14,7 @@ use futures_util::StreamExt;
 use joip::domain::{SessionId, UserId};
 use joip::service::save_session::save_community_session;
 use joip::App;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Counts operations (not retries) made through a client; CopyObject separately.
-#[derive(Debug, Default)]
-struct Calls {
-    total: AtomicUsize,
-    copies: AtomicUsize,
-}
-
-#[derive(Debug, Clone)]
-struct Counter(Arc<Calls>);
-
-impl aws_sdk_s3::config::Intercept for Counter {
-    fn name(&self) -> &'static str {
-        "Counter"
-    }
-
-    fn read_before_execution(
-        &self,
-        context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
-        _cfg: &mut aws_sdk_s3::config::ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.total.fetch_add(1, Ordering::Relaxed);
-        if context
-            .input()
-            .downcast_ref::<aws_sdk_s3::operation::copy_object::CopyObjectInput>()
-            .is_some()
-        {
-            self.0.copies.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-}
-
-impl Calls {
-    fn take(&self) -> (usize, usize) {
-        (
-            self.total.swap(0, Ordering::Relaxed),
-            self.copies.swap(0, Ordering::Relaxed),
-        )
-    }
-}
 
 async fn community_session(app: &App, owner: &UserId, n: usize) -> SessionId {
     let media = (0..n)
@@ -101,17 +58,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The App under test: the env's table and buckets, production settings, counting clients.
-fn counted_app(env: &support::TestEnv, calls: &Arc<Calls>) -> App {
-    let counter = Counter(calls.clone());
+/// The App under test: the env's table and buckets, production settings, both clients counted
+/// (operations, not retries).
+fn counted_app(env: &support::TestEnv, calls: &support::FailNthCopy) -> App {
     let s3 = aws_sdk_s3::Client::from_conf(
         App::s3_config(&env.app.config, &env.sdk)
-            .interceptor(counter.clone())
+            .interceptor(calls.clone())
             .build(),
     );
     let db = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-            .interceptor(counter)
+            .interceptor(calls.clone())
             .build(),
     );
     let mut config = env.app.config.clone();
@@ -137,7 +94,7 @@ async fn main() {
     for (n, runs) in [(1usize, 15usize), (50, 7), (500, 3)] {
         // A fresh table and buckets per size, so one size's data never slows another's.
         let env = support::TestEnv::new().await;
-        let calls = Arc::new(Calls::default());
+        let calls = support::FailNthCopy::counter();
         let app = counted_app(&env, &calls);
         app.store
             .put_pricing("session_create", 1, false)

@@ -4,6 +4,7 @@
 use crate::commands::dev_token;
 use crate::target::Target;
 use anyhow::{Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
     QueueConfiguration, S3KeyFilter,
@@ -150,20 +151,21 @@ const DEMO_UPLOAD: &[u8] = include_bytes!("../demo/demo-upload.png");
 const DEMO_TAGS: [&str; 5] = ["brunette", "solo", "lingerie", "artistic", "outdoor"];
 const SEED_MARKER: &str = "SEED#demo";
 
+/// The key of the item that records that (and what) the demo data was seeded.
+fn seed_marker_key() -> std::collections::HashMap<String, AttributeValue> {
+    [keys::PK, keys::SK]
+        .into_iter()
+        .map(|k| (k.to_string(), AttributeValue::S(SEED_MARKER.into())))
+        .collect()
+}
+
 async fn seed(target: &Target) -> Result<Value> {
     let app = &target.app;
     let db = app.store.client();
     let marker = db
         .get_item()
         .table_name(&app.config.table)
-        .key(
-            keys::PK,
-            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
-        )
-        .key(
-            keys::SK,
-            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
-        )
+        .set_key(Some(seed_marker_key()))
         .consistent_read(true)
         .send()
         .await
@@ -243,18 +245,8 @@ async fn seed(target: &Target) -> Result<Value> {
     });
     db.put_item()
         .table_name(&app.config.table)
-        .item(
-            keys::PK,
-            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
-        )
-        .item(
-            keys::SK,
-            aws_sdk_dynamodb::types::AttributeValue::S(SEED_MARKER.into()),
-        )
-        .item(
-            "summary",
-            aws_sdk_dynamodb::types::AttributeValue::S(summary.to_string()),
-        )
+        .set_item(Some(seed_marker_key()))
+        .item("summary", AttributeValue::S(summary.to_string()))
         .send()
         .await
         .context("writing the seed marker")?;

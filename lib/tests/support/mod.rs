@@ -274,12 +274,14 @@ pub struct Snapshot {
     pub objects: Vec<String>,
 }
 
-/// Fails the `nth` (1-based) CopyObject call made through the client it is installed on, and
-/// counts them all (clones share the count).
+/// Counts the SDK operations made through the clients it is installed on (any service: the
+/// interceptor trait is shared), CopyObject separately, and fails the `nth` (1-based) CopyObject.
+/// Clones share the counts.
 #[derive(Debug, Clone)]
 pub struct FailNthCopy {
     pub nth: usize,
     pub seen: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FailNthCopy {
@@ -287,10 +289,11 @@ impl FailNthCopy {
         Self {
             nth,
             seen: Default::default(),
+            calls: Default::default(),
         }
     }
 
-    /// Counts copies, fails none.
+    /// Counts, fails nothing.
     pub fn counter() -> Self {
         Self::new(usize::MAX)
     }
@@ -298,6 +301,12 @@ impl FailNthCopy {
     /// Copies seen so far.
     pub fn copies(&self) -> usize {
         self.seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// (all operations, copies) since the last call, and starts counting again.
+    pub fn take(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.calls.swap(0, SeqCst), self.seen.swap(0, SeqCst))
     }
 }
 
@@ -311,6 +320,7 @@ impl aws_sdk_s3::config::Intercept for FailNthCopy {
         context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
         _cfg: &mut aws_sdk_s3::config::ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let is_copy = context
             .input()
             .downcast_ref::<aws_sdk_s3::operation::copy_object::CopyObjectInput>()
