@@ -20,10 +20,14 @@ impl App {
     /// Reads the environment and builds the clients (once, in `main`).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        Ok(Self::new(
-            config,
-            &aws_config::defaults(BehaviorVersion::latest()).load().await,
-        ))
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(config.sdk_max_attempts),
+            )
+            .load()
+            .await;
+        Ok(Self::new(config, &sdk))
     }
 
     /// Builds the clients from an SDK config. S3 uses path-style addressing when an emulator

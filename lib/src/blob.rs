@@ -21,8 +21,9 @@ pub struct BlobError {
     bucket: String,
     key: String,
     cause: String,
-    /// The source object does not exist (a copy can never succeed).
-    pub missing: bool,
+    /// No retry can fix it: the source object is missing or refused to us, or S3 rejects the
+    /// request itself. A copy that fails so must be rolled back, never retried forever.
+    pub permanent: bool,
 }
 
 impl BlobError {
@@ -31,15 +32,49 @@ impl BlobError {
         bucket: &str,
         key: &str,
         err: E,
-        missing: bool,
+        permanent: bool,
     ) -> Self {
         Self {
             op,
             bucket: bucket.into(),
             key: key.into(),
             cause: DisplayErrorContext(&err).to_string(),
-            missing,
+            permanent,
         }
+    }
+}
+
+/// Whether an S3 error on reading a *source* object is one no retry can fix. Without
+/// `s3:ListBucket` S3 answers a missing key with 403 AccessDenied rather than 404, so both count;
+/// a missing bucket (ours) is a deployment fault a retry may fix, never a reason to roll back.
+/// HEAD answers carry no error code, only the status.
+fn source_gone<E: ProvideErrorMetadata>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    let code = err.code();
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    matches!(
+        code,
+        Some("NoSuchKey" | "NotFound" | "AccessDenied" | "InvalidObjectState" | "NoSuchVersion")
+    ) || (code.is_none() && matches!(status, Some(403 | 404)))
+}
+
+/// What S3 lists for an object: enough to tell a finished copy from a missing or partial one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// The ETag as S3 sends it (quoted).
+    pub e_tag: String,
+}
+
+impl ObjectInfo {
+    /// True when `self` (a copy) holds the same bytes as `source`: same size, and the same ETag
+    /// unless either was written in parts (a multipart ETag is not a digest of the bytes).
+    pub fn same_content(&self, source: &ObjectInfo) -> bool {
+        let multipart = |e: &str| e.contains('-');
+        self.size == source.size
+            && (self.e_tag == source.e_tag || multipart(&self.e_tag) || multipart(&source.e_tag))
     }
 }
 
@@ -73,7 +108,7 @@ impl Blob {
 
     /// Copies `src` to `dst` server-side: one CopyObject up to 5 GiB, a multipart copy beyond.
     /// `size` is the source size when known; when unknown, S3's refusal of a too-large single
-    /// copy switches to the multipart path. `missing` is set if the source does not exist.
+    /// copy switches to the multipart path. `permanent` is set if no retry can succeed.
     pub async fn copy(
         &self,
         src_bucket: &str,
@@ -103,10 +138,8 @@ impl Blob {
                     .await
             }
             Err(e) => {
-                // Only the source key can be missing for good: a missing bucket (ours) is a
-                // fault a retry may fix, never a reason to roll back.
-                let missing = e.code() == Some("NoSuchKey");
-                Err(BlobError::new("copy", src_bucket, src_key, e, missing))
+                let permanent = source_gone(&e);
+                Err(BlobError::new("copy", src_bucket, src_key, e, permanent))
             }
         }
     }
@@ -126,8 +159,8 @@ impl Blob {
             .send()
             .await
             .map_err(|e| {
-                let missing = e.as_service_error().is_some_and(|s| s.is_not_found());
-                BlobError::new("head", src_bucket, src_key, e, missing)
+                let permanent = source_gone(&e);
+                BlobError::new("head", src_bucket, src_key, e, permanent)
             })?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
         let upload = self
@@ -165,8 +198,8 @@ impl Blob {
                         .send()
                         .await
                         .map_err(|e| {
-                            let missing = matches!(e.code(), Some("NoSuchKey"));
-                            BlobError::new("copy part", src_bucket, src_key, e, missing)
+                            let permanent = source_gone(&e);
+                            BlobError::new("copy part", src_bucket, src_key, e, permanent)
                         })?;
                     Ok(CompletedPart::builder()
                         .part_number(number)
@@ -257,6 +290,53 @@ impl Blob {
         }
     }
 
+    /// Size and ETag of an object; `None` if it does not exist (or is refused to us, which S3
+    /// says instead of 404 to callers without `s3:ListBucket`).
+    pub async fn head(&self, bucket: &str, key: &str) -> Result<Option<ObjectInfo>, BlobError> {
+        match self.s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(out) => Ok(Some(ObjectInfo {
+                size: out.content_length().unwrap_or(0).max(0) as u64,
+                e_tag: out.e_tag().unwrap_or_default().to_string(),
+            })),
+            Err(e) if source_gone(&e) => Ok(None),
+            Err(e) => Err(BlobError::new("head", bucket, key, e, false)),
+        }
+    }
+
+    /// Every object under `prefix`, by key.
+    pub async fn list(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<std::collections::HashMap<String, ObjectInfo>, BlobError> {
+        let mut found = std::collections::HashMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| BlobError::new("list", bucket, prefix, e, false))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    let info = ObjectInfo {
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                        e_tag: object.e_tag().unwrap_or_default().to_string(),
+                    };
+                    found.insert(key.to_string(), info);
+                }
+            }
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &Client {
         &self.s3
@@ -292,8 +372,8 @@ impl Blob {
             .send()
             .await
             .map_err(|e| {
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key());
-                BlobError::new("get", bucket, key, e, missing)
+                let permanent = source_gone(&e);
+                BlobError::new("get", bucket, key, e, permanent)
             })?;
         let body = out
             .body

@@ -32,9 +32,24 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const DEFAULT_COPY_CONCURRENCY: usize = 32;
 /// Ids reserved per counter round trip in a long-lived process.
 pub const DEFAULT_ID_BLOCK: u64 = 16;
-/// How long a save may stay `copying` before another request stops waiting for its owner and
-/// finishes the copy itself (well under API Gateway's 29 s).
-pub const DEFAULT_SAVE_STALL_MS: u64 = 12_000;
+/// How long a save's copy lease lasts unless renewed; the copier renews it every third of that,
+/// so a live copier, however slow, is never joined by a second one, and a dead one is replaced
+/// this long after its last renewal.
+pub const DEFAULT_SAVE_LEASE_MS: u64 = 10_000;
+/// Longest a save request works (API Gateway's HTTP API answers 503 itself at 30 s): it stops
+/// starting copies [`COPY_DEADLINE_MARGIN_MS`] before this or before its Lambda deadline.
+pub const DEFAULT_REQUEST_BUDGET_MS: u64 = 27_000;
+/// Time kept back before a deadline: no copy starts later than this before it.
+pub const COPY_DEADLINE_MARGIN_MS: u64 = 3_000;
+/// A save still copying this long after its claim is rolled back and refunded by the reaper
+/// (it keeps failing for reasons a retry has not fixed).
+pub const DEFAULT_SAVE_GIVE_UP_MS: u64 = 6 * 3600 * 1000;
+/// The only general-bucket prefix saves copy from (and the only one the save function may read
+/// and list there); media anywhere else are refused before any charge.
+pub const SESSION_MEDIA_PREFIX: &str = "sessions/";
+/// SDK attempts per call (the first and its retries) on throttling, 5xx and transient network
+/// faults; DynamoDB's own SDKs default to more than the generic 3.
+pub const DEFAULT_SDK_MAX_ATTEMPTS: u32 = 6;
 
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
@@ -57,8 +72,14 @@ pub struct Config {
     pub copy_concurrency: usize,
     /// Ids reserved per counter update.
     pub id_block: u64,
-    /// See [`DEFAULT_SAVE_STALL_MS`].
-    pub save_stall_ms: u64,
+    /// See [`DEFAULT_SAVE_LEASE_MS`].
+    pub save_lease_ms: u64,
+    /// See [`DEFAULT_REQUEST_BUDGET_MS`].
+    pub request_budget_ms: u64,
+    /// See [`DEFAULT_SAVE_GIVE_UP_MS`].
+    pub save_give_up_ms: u64,
+    /// See [`DEFAULT_SDK_MAX_ATTEMPTS`].
+    pub sdk_max_attempts: u32,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -131,7 +152,11 @@ impl Config {
             copy_concurrency: number("JOIP_COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY as u64)?
                 as usize,
             id_block: number("JOIP_ID_BLOCK", DEFAULT_ID_BLOCK)?,
-            save_stall_ms: number("JOIP_SAVE_STALL_MS", DEFAULT_SAVE_STALL_MS)?,
+            save_lease_ms: number("JOIP_SAVE_LEASE_MS", DEFAULT_SAVE_LEASE_MS)?,
+            request_budget_ms: number("JOIP_REQUEST_BUDGET_MS", DEFAULT_REQUEST_BUDGET_MS)?,
+            save_give_up_ms: number("JOIP_SAVE_GIVE_UP_MS", DEFAULT_SAVE_GIVE_UP_MS)?,
+            sdk_max_attempts: number("JOIP_SDK_MAX_ATTEMPTS", DEFAULT_SDK_MAX_ATTEMPTS.into())?
+                .min(20) as u32,
         })
     }
 }

@@ -21,6 +21,9 @@ pub enum AppError {
     /// 403 with `{"message": ..}`.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 422 with `{"message": ..}`: well-formed, but the data cannot be processed.
+    #[error("unprocessable: {0}")]
+    Unprocessable(&'static str),
     /// 402 `INSUFFICIENT_CREDITS`.
     #[error("insufficient credits: need {required}, have {current}")]
     InsufficientCredits {
@@ -63,6 +66,7 @@ impl AppError {
             Self::BadRequest(m) => (400, json!({ "message": m })),
             Self::NotFound(m) => (404, json!({ "message": m })),
             Self::Forbidden(m) => (403, json!({ "message": m })),
+            Self::Unprocessable(m) => (422, json!({ "message": m })),
             Self::InsufficientCredits {
                 required,
                 current,

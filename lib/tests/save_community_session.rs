@@ -147,6 +147,8 @@ async fn saving_copies_the_session_and_its_media() {
         match &o.bucket {
             None => assert_eq!((&m.bucket, &m.key, &m.url), (&None, &None, &o.url)),
             Some(_) => {
+                assert_eq!(m.url, None, "no stored URL to a private bucket");
+                assert_eq!(m.copied_from, o.key, "the plan names its source");
                 assert_eq!(
                     m.bucket.as_deref(),
                     Some(env.app.config.user_media_bucket.as_str())
@@ -289,9 +291,9 @@ async fn a_copy_failing_part_way_is_finished_by_the_retry_without_a_second_charg
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        record.released,
-        "the failed request lets the retry go ahead at once"
+    assert_eq!(
+        record.lease_until_ms, 0,
+        "the failed request releases its lease, so the retry goes ahead at once"
     );
     let (pending, _) = env
         .app
@@ -641,14 +643,15 @@ async fn a_storage_failure_is_the_documented_500_and_charges_nothing() {
 }
 
 #[tokio::test]
-async fn a_save_whose_owner_went_quiet_is_finished_after_the_stall_time() {
+async fn a_save_whose_copier_died_is_taken_over_once_its_lease_lapses() {
     let env = TestEnv::new().await;
     priced(&env, 10, false).await;
     let source = session(&env, 3, false, COMMUNITY).await;
     let user = env.user(30, false).await;
     let faulty = env.app_with_s3_interceptor(support::FailNthCopy::new(2));
     assert_eq!(save(&faulty, &user, source).await.0, 500);
-    // As if the copying request had died without a word (a Lambda timeout): not released.
+    // As if the copier had died without a word (a Lambda timeout) just after renewing its lease.
+    let lapse = joip::domain::now_millis() + 1_500;
     env.app
         .store
         .client()
@@ -662,8 +665,15 @@ async fn a_save_whose_owner_went_quiet_is_finished_after_the_stall_time() {
             "sk",
             aws_sdk_dynamodb::types::AttributeValue::S(format!("SAVE#{source}")),
         )
-        .update_expression("SET released = :no")
-        .expression_attribute_values(":no", aws_sdk_dynamodb::types::AttributeValue::Bool(false))
+        .update_expression("SET leaseUntilMs = :t, leaseOwner = :dead")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::N(lapse.to_string()),
+        )
+        .expression_attribute_values(
+            ":dead",
+            aws_sdk_dynamodb::types::AttributeValue::S("dead-copier".into()),
+        )
         .send()
         .await
         .unwrap();
@@ -675,21 +685,18 @@ async fn a_save_whose_owner_went_quiet_is_finished_after_the_stall_time() {
         .unwrap()
         .unwrap();
 
-    // Within the stall time another request waits for the owner rather than copying.
+    // While the lease is live another request waits for its holder rather than copying; once it
+    // lapses, that same request takes over and finishes the same session, charged once.
     let copies = support::FailNthCopy::counter();
     let waiting = env.app_with_s3_interceptor(copies.clone());
-    let waited = tokio::time::timeout(
-        std::time::Duration::from_millis(500),
-        save(&waiting, &user, source),
-    )
-    .await;
-    assert!(waited.is_err(), "still waiting for the owner");
-    assert_eq!(copies.copies(), 0);
-
-    // Past it, the next request finishes the same session, charged once.
-    let mut app = env.app.clone();
-    app.config.save_stall_ms = 300;
-    let (status, body) = save(&app, &user, source).await;
+    let request = tokio::spawn({
+        let user = user.clone();
+        async move { save(&waiting, &user, source).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(copies.copies(), 0, "no copy while the lease is live");
+    let (status, body) = request.await.unwrap();
+    assert!(joip::domain::now_millis() >= lapse);
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (session_id(&body), body["reused"].clone()),
@@ -704,4 +711,16 @@ async fn a_save_whose_owner_went_quiet_is_finished_after_the_stall_time() {
         .unwrap()
         .unwrap();
     assert_eq!(done.state, joip::store::items::SessionState::Ready);
+    let record = env
+        .app
+        .store
+        .save_record(&user, source)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.gsi1pk, record.lease_owner),
+        (None, None),
+        "a finished save leaves the index of copying saves"
+    );
 }

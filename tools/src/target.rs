@@ -72,7 +72,10 @@ impl Target {
             endpoint_url: None,
             copy_concurrency: joip::config::DEFAULT_COPY_CONCURRENCY,
             id_block: 1,
-            save_stall_ms: joip::config::DEFAULT_SAVE_STALL_MS,
+            save_lease_ms: joip::config::DEFAULT_SAVE_LEASE_MS,
+            request_budget_ms: joip::config::DEFAULT_REQUEST_BUDGET_MS,
+            save_give_up_ms: joip::config::DEFAULT_SAVE_GIVE_UP_MS,
+            sdk_max_attempts: joip::config::DEFAULT_SDK_MAX_ATTEMPTS,
         };
         Ok(Self {
             app: App::new(config, &sdk),

@@ -103,10 +103,11 @@ pub async fn create_session(app: &App, new: NewSession) -> Result<SessionId, Cre
                 let bucket = app.config.general_bucket.clone();
                 let size = bytes.len() as u64;
                 app.blob.put(&bucket, &key, bytes, mime).await?;
-                let url = app.blob.object_url(&bucket, &key);
-                (kind, Some(bucket), Some(key), url, Some(size))
+                // The bucket is private: the object is reached by bucket and key, never by a
+                // stored URL.
+                (kind, Some(bucket), Some(key), None, Some(size))
             }
-            MediaInput::External { url } => (kind_from_url(&url), None, None, url, None),
+            MediaInput::External { url } => (kind_from_url(&url), None, None, Some(url), None),
         };
         rows.push(SessionMedia {
             order: order as u32,
@@ -116,6 +117,7 @@ pub async fn create_session(app: &App, new: NewSession) -> Result<SessionId, Cre
             key,
             url,
             size,
+            copied_from: None,
         });
     }
     let session = SessionItem {

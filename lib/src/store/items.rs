@@ -96,14 +96,22 @@ pub struct SessionMedia {
     pub bucket: Option<String>,
     #[serde(default)]
     pub key: Option<String>,
-    pub url: String,
+    /// A URL that works as is: external media and public objects. Absent for objects in a
+    /// private bucket, which are reached by bucket and key (a presigned request), never by a
+    /// stored URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Object size in bytes, when known (chooses single or multipart copy).
     #[serde(default)]
     pub size: Option<u64>,
+    /// In a saved copy: the general-bucket key this object is copied from (the media plan fixed
+    /// when the save was claimed, so every finisher copies the same version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied_from: Option<String>,
 }
 
-/// Up to [`MEDIA_PER_CHUNK`] consecutive media of a session in one item, so a whole session reads
-/// in one query and writes in one transaction.
+/// Consecutive media of a session in one item of at most [`CHUNK_BYTES`], so a whole session
+/// reads in one query whatever its length.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct SessionMediaChunk {
@@ -112,8 +120,10 @@ pub struct SessionMediaChunk {
     pub media: Vec<SessionMedia>,
 }
 
-/// Media per chunk item: keeps an item far below DynamoDB's 400 KB.
-pub const MEDIA_PER_CHUNK: usize = 100;
+/// Budget of one chunk item, counted as its entries' JSON size (which is never smaller than
+/// DynamoDB's own size of the same data): far enough below DynamoDB's 400 KB item limit that keys
+/// and attribute names always fit.
+pub const CHUNK_BYTES: usize = 300 * 1024;
 
 /// Progress of a save: `copying` until every media object is in place, then `ready`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,10 +152,20 @@ pub struct SaveRecord {
     pub created_at: String,
     #[serde(default)]
     pub created_at_ms: i64,
-    /// Set when the request copying the media gave up on a fault a retry may fix: nobody needs
-    /// to wait for it any more.
+    /// The saving user (also in `pk`), so the reaper can act on a record found through the index.
+    pub user_id: UserId,
+    /// While `copying`: who holds the copy lease (a random token per copier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_owner: Option<String>,
+    /// While `copying`: when the lease lapses unless renewed (epoch ms). A copier that stops
+    /// (gave up on a fault, or reached its deadline) sets it to 0, so the next one starts at once.
     #[serde(default)]
-    pub released: bool,
+    pub lease_until_ms: i64,
+    /// Sparse index of saves still copying (present only in that state): the reaper's work list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
 }
 
 /// A user's media record (what `GET /api/user/media` lists and share acts on).

@@ -88,3 +88,24 @@ pub fn community(id: u64) -> String {
 }
 /// Sort key of a community media record.
 pub const COMMUNITY: &str = "COMMUNITY";
+
+/// Shards of the sparse index of saves still copying: enough that no single index partition is
+/// hot, few enough that the reaper reads them all each minute.
+pub const COPYING_SHARDS: u32 = 8;
+/// GSI1 partition of saves still copying, shard `shard` (the reaper's work list).
+pub fn copying_saves(shard: u32) -> String {
+    format!("SAVES#COPYING#{shard}")
+}
+/// GSI1 shard of a save record: spread by its own key.
+pub fn copying_shard(user: &UserId, source: SessionId) -> u32 {
+    // FNV-1a: stable across processes and releases (std's hasher is neither).
+    let mut h: u32 = 0x811c_9dc5;
+    for b in user.as_str().bytes().chain(source.0.to_be_bytes()) {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h % COPYING_SHARDS
+}
+/// GSI1 sort key of a copying save: when its lease lapses, fixed width so text order is time order.
+pub fn lease_sort(until_ms: i64) -> String {
+    format!("{:015}", until_ms.max(0))
+}

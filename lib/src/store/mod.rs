@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 pub use ids::IdAllocator;
 pub use media::MediaPage;
+pub use records::media_chunks;
 pub use saves::{ClaimRefused, Settled};
 
 /// A DynamoDB item.
@@ -103,4 +104,85 @@ pub(crate) fn from_item<T: serde::de::DeserializeOwned>(
 
 pub(crate) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(keys::PK.to_string(), s(pk)), (keys::SK.to_string(), s(sk))])
+}
+
+/// Whether a failed write was refused only because another transaction held one of its items.
+/// DynamoDB answers such an overlap at once (`TransactionConflict`) instead of waiting, and the
+/// SDK does not retry it: the write was not applied and may simply be sent again.
+pub(crate) trait Conflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl<R> Conflict
+    for aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >
+{
+    fn is_conflict(&self) -> bool {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+        match self.as_service_error() {
+            Some(E::TransactionCanceledException(e)) => {
+                let codes = || e.cancellation_reasons().iter().filter_map(|r| r.code());
+                codes().any(|c| c == "TransactionConflict")
+                    && !codes().any(|c| c == "ConditionalCheckFailed")
+            }
+            Some(E::TransactionInProgressException(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+macro_rules! single_write_conflict {
+    ($($module:ident :: $error:ident),*) => {$(
+        impl<R> Conflict
+            for aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::$module::$error, R>
+        {
+            fn is_conflict(&self) -> bool {
+                matches!(
+                    self.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::$module::$error::TransactionConflictException(_))
+                )
+            }
+        }
+    )*};
+}
+single_write_conflict!(
+    put_item::PutItemError,
+    update_item::UpdateItemError,
+    delete_item::DeleteItemError
+);
+
+/// Attempts at one write that keeps meeting conflicts before the conflict is reported.
+const CONFLICT_ATTEMPTS: u32 = 10;
+
+/// Sends a write again while it meets a `TransactionConflict`, with full-jitter exponential
+/// backoff (10 ms doubling to 640 ms; about 2.5 s at most in all), so that a double-click or two
+/// saves racing on one balance both settle instead of failing.
+pub(crate) async fn retry_conflicts<T, E, F, Fut>(mut send: F) -> Result<T, E>
+where
+    E: Conflict,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut ceiling_ms: u64 = 10;
+    let mut attempt = 1;
+    loop {
+        match send().await {
+            Err(e) if e.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                let pause = jitter(ceiling_ms);
+                tracing::debug!(attempt, pause_ms = pause, "transaction conflict; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                ceiling_ms = (ceiling_ms * 2).min(640);
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A uniformly random wait in `0..=ceiling_ms` (full jitter: racers spread out instead of
+/// colliding again in lockstep).
+fn jitter(ceiling_ms: u64) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() as u64) % (ceiling_ms + 1)
 }

@@ -3,9 +3,9 @@
 
 use super::items::{
     ActivityItem, PricingItem, SessionItem, SessionMedia, SessionMediaChunk, TagItem, UserItem,
-    MEDIA_PER_CHUNK,
+    CHUNK_BYTES,
 };
-use super::{from_item, key, keys, n, s, to_item, Store, StoreError};
+use super::{from_item, key, keys, n, retry_conflicts, s, to_item, Store, StoreError};
 use crate::domain::{now_millis, rfc3339_millis, SessionId, UserId};
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
 use serde_json::Value;
@@ -26,14 +26,17 @@ impl Store {
             is_premium,
             created_at: rfc3339_millis(now_millis()),
         };
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item("create user", &item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| StoreError::new("create user", e))?;
+        let put = to_item("create user", &item)?;
+        retry_conflicts(|| {
+            self.db
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(put.clone()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+        })
+        .await
+        .map_err(|e| StoreError::new("create user", e))?;
         Ok(item)
     }
 
@@ -50,18 +53,19 @@ impl Store {
         // The balance the delta needs to leave zero or more (i64::MIN has no negation: saturate).
         let floor = delta.checked_neg().unwrap_or(i64::MAX).max(0);
         loop {
-            let applied = self
-                .db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::user(user), keys::PROFILE)))
-                .update_expression("ADD credits :d")
-                .condition_expression("attribute_exists(pk) AND credits >= :floor")
-                .expression_attribute_values(":d", n(delta))
-                .expression_attribute_values(":floor", n(floor))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
+            let applied = retry_conflicts(|| {
+                self.db
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                    .update_expression("ADD credits :d")
+                    .condition_expression("attribute_exists(pk) AND credits >= :floor")
+                    .expression_attribute_values(":d", n(delta))
+                    .expression_attribute_values(":floor", n(floor))
+                    .return_values(ReturnValue::AllNew)
+                    .send()
+            })
+            .await;
             match applied {
                 Ok(out) => return Ok(read_credits(out.attributes())),
                 Err(e) if !is_condition_failure(&e) => {
@@ -72,18 +76,19 @@ impl Store {
             if self.user(user).await?.is_none() {
                 return Ok(None);
             }
-            let clamped = self
-                .db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::user(user), keys::PROFILE)))
-                .update_expression("SET credits = :zero")
-                .condition_expression("attribute_exists(pk) AND credits < :floor")
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":floor", n(floor))
-                .return_values(ReturnValue::AllNew)
-                .send()
-                .await;
+            let clamped = retry_conflicts(|| {
+                self.db
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                    .update_expression("SET credits = :zero")
+                    .condition_expression("attribute_exists(pk) AND credits < :floor")
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":floor", n(floor))
+                    .return_values(ReturnValue::AllNew)
+                    .send()
+            })
+            .await;
             match clamped {
                 Ok(out) => return Ok(read_credits(out.attributes())),
                 Err(e) if !is_condition_failure(&e) => {
@@ -142,25 +147,46 @@ impl Store {
             .await
     }
 
-    /// Writes a session and its media chunks in one transaction, so a session is never visible
-    /// without its media.
+    /// Writes a session's media chunks, then the session item: a session is never visible without
+    /// its media, and no transaction limit (100 items, 4 MB) bounds its length.
     pub async fn put_session(
         &self,
         session: &SessionItem,
         media: &[SessionMedia],
     ) -> Result<(), StoreError> {
         const OP: &str = "put session";
-        let mut items = vec![self.put_op(to_item(OP, session)?)];
-        for chunk in media_chunks(&session.pk, media) {
-            items.push(self.put_op(to_item(OP, &chunk)?));
-        }
-        self.db
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
+        let chunks = media_chunks(&session.pk, media)
+            .ok_or_else(|| StoreError::corrupt(OP, "a media entry is larger than a chunk"))?;
+        self.put_chunks(&chunks).await?;
+        self.put(OP, session).await
+    }
+
+    /// Puts media chunks (idempotent: fixed keys), a few at a time.
+    pub(crate) async fn put_chunks(&self, chunks: &[SessionMediaChunk]) -> Result<(), StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        // Indices, not references, into the stream: a borrowed item makes the future's type
+        // higher-ranked, which `lambda_http::run` (Send across any lifetime) refuses.
+        futures_util::stream::iter(0..chunks.len())
+            .map(|i| self.put("put media chunk", &chunks[i]))
+            .buffer_unordered(CHUNK_WRITE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
             .await
-            .map_err(|e| StoreError::new(OP, e))?;
-        Ok(())
+            .map(drop)
+    }
+
+    /// Deletes the media chunks of a session partition (best effort by the caller: an orphan chunk
+    /// without its session item is never read).
+    pub(crate) async fn delete_chunks(&self, pk: &str, count: usize) -> Result<(), StoreError> {
+        use futures_util::{StreamExt, TryStreamExt};
+        futures_util::stream::iter(0..count)
+            .map(|i| async move {
+                let sk = keys::session_media(i as u32);
+                self.delete("delete media chunk", pk.to_string(), &sk).await
+            })
+            .buffer_unordered(CHUNK_WRITE_CONCURRENCY)
+            .try_collect::<Vec<bool>>()
+            .await
+            .map(drop)
     }
 
     pub(crate) fn put_op(&self, item: super::Item) -> TransactWriteItem {
@@ -284,7 +310,12 @@ impl Store {
         Ok(())
     }
 
-    async fn delete(&self, op: &'static str, pk: String, sk: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete(
+        &self,
+        op: &'static str,
+        pk: String,
+        sk: &str,
+    ) -> Result<bool, StoreError> {
         let out = self
             .db
             .delete_item()
@@ -328,17 +359,33 @@ impl Store {
     }
 }
 
-/// Splits a session's media into the chunk items stored beside it.
-pub(crate) fn media_chunks(pk: &str, media: &[SessionMedia]) -> Vec<SessionMediaChunk> {
-    media
-        .chunks(MEDIA_PER_CHUNK)
-        .enumerate()
-        .map(|(i, chunk)| SessionMediaChunk {
-            pk: pk.to_string(),
-            sk: keys::session_media(i as u32),
-            media: chunk.to_vec(),
-        })
-        .collect()
+/// Parallel chunk writes per session.
+const CHUNK_WRITE_CONCURRENCY: usize = 8;
+
+/// Splits a session's media, in order, into the chunk items stored beside it, each at most
+/// [`CHUNK_BYTES`] of entries. `None` if one entry alone is larger than that.
+pub fn media_chunks(pk: &str, media: &[SessionMedia]) -> Option<Vec<SessionMediaChunk>> {
+    let mut chunks: Vec<SessionMediaChunk> = Vec::new();
+    let mut used = 0;
+    for entry in media {
+        let size = serde_json::to_vec(entry).map_or(usize::MAX, |v| v.len());
+        if size > CHUNK_BYTES {
+            return None;
+        }
+        match chunks.last_mut() {
+            Some(chunk) if used + size <= CHUNK_BYTES => chunk.media.push(entry.clone()),
+            _ => {
+                chunks.push(SessionMediaChunk {
+                    pk: pk.to_string(),
+                    sk: keys::session_media(chunks.len() as u32),
+                    media: vec![entry.clone()],
+                });
+                used = 0;
+            }
+        }
+        used += size;
+    }
+    Some(chunks)
 }
 
 fn read_credits(attrs: Option<&super::Item>) -> Option<i64> {

@@ -1,24 +1,30 @@
 //! The save of a community session as conditional writes and transactions (DESIGN invariants 1
-//! and 2): one transaction charges and claims, one completes, one rolls back.
+//! and 2): the media plan is put first, one small transaction charges and claims, a copy lease
+//! (renewed as the copy progresses) says who may finish it, and one small fixed transaction
+//! completes or rolls back. No transaction grows with the session, so none can hit DynamoDB's
+//! 100-item or 4 MB limits after the charge.
 
 use super::items::{
-    ActivityItem, PricingItem, SaveRecord, SaveState, SessionItem, SessionMedia, SessionState,
+    ActivityItem, PricingItem, SaveRecord, SaveState, SessionItem, SessionMediaChunk, SessionState,
     UserItem,
 };
-use super::records::media_chunks;
-use super::{from_item, key, keys, n, to_item, Item, Store, StoreError};
+use super::{from_item, key, keys, n, retry_conflicts, s, to_item, Item, Store, StoreError};
 use crate::domain::{SessionId, UserId};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem,
+    Update,
 };
 
 /// Why the claiming transaction did not commit.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum ClaimRefused {
     /// A save record exists: this user already saved (or is saving) the session.
     AlreadySaved,
     /// The balance does not cover the price (or the user has no profile).
     InsufficientCredits,
+    /// The source session stopped being public, shared and ready after it was read.
+    SourceChanged,
 }
 
 /// The outcome of a completing or rolling-back transaction whose condition may fail.
@@ -26,7 +32,8 @@ pub enum ClaimRefused {
 pub enum Settled {
     /// The transaction committed.
     Done,
-    /// Its condition failed: another request settled the save first (or rolled it back).
+    /// Its condition failed: this copier no longer holds the lease (another took it over, or the
+    /// save was settled meanwhile).
     Lost,
 }
 
@@ -88,8 +95,25 @@ impl Store {
         Ok((pricing, profile))
     }
 
-    /// Claims the save in one transaction: the save record (only if none exists), the charge (only
-    /// if the balance covers it), the new session in state `copying` and the activity entry.
+    /// Puts the media plan of a save (its new session's media chunks) before the claim: the
+    /// session item written by the claim is what makes them visible, so a lost claim leaves only
+    /// chunks nobody reads (and the caller deletes them).
+    pub async fn put_media_plan(&self, chunks: &[SessionMediaChunk]) -> Result<(), StoreError> {
+        self.put_chunks(chunks).await
+    }
+
+    /// Removes the media plan of a claim that did not commit.
+    pub async fn delete_media_plan(
+        &self,
+        session: SessionId,
+        chunks: usize,
+    ) -> Result<(), StoreError> {
+        self.delete_chunks(&keys::session(session), chunks).await
+    }
+
+    /// Claims the save in one transaction: the save record with the claimant's copy lease (only
+    /// if none exists), the charge (only if the balance covers it), a check that the source is
+    /// still public, shared and ready, the new session in state `copying`, and the activity entry.
     pub async fn claim_save(
         &self,
         user: &UserId,
@@ -117,30 +141,53 @@ impl Store {
                 )
                 .build()
         });
-        let charged = charge.is_some();
+        let source_check = TransactWriteItem::builder()
+            .condition_check(
+                ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        keys::session(record.source_session_id),
+                        keys::SESSION,
+                    )))
+                    .condition_expression(
+                        "isPublic = :yes AND sharedToCommunity = :yes AND #state = :ready",
+                    )
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                    .expression_attribute_values(":ready", attr(SessionState::Ready))
+                    .build()
+                    .expect("table, key and condition set"),
+            )
+            .build();
         let session_put = conditional_put(
             self.put_op(to_item(OP, session)?),
             "attribute_not_exists(pk)",
         );
         let activity_put = self.put_op(to_item(OP, activity)?);
+        let charge_at = charge.is_some().then_some(1);
+        let source_at = 1 + usize::from(charge.is_some());
         let items: Vec<TransactWriteItem> = std::iter::once(save_put)
             .chain(charge)
-            .chain([session_put, activity_put])
+            .chain([source_check, session_put, activity_put])
             .collect();
-        let sent = self
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+        let sent = retry_conflicts(|| {
+            self.db
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+        })
+        .await;
         match sent {
             Ok(_) => Ok(Ok(())),
             Err(err) => {
                 let failed = failed_conditions(&err);
-                if failed.first() == Some(&true) {
+                let at = |i: usize| failed.get(i) == Some(&true);
+                if at(0) {
                     Ok(Err(ClaimRefused::AlreadySaved))
-                } else if charged && failed.get(1) == Some(&true) {
+                } else if charge_at.is_some_and(at) {
                     Ok(Err(ClaimRefused::InsufficientCredits))
+                } else if at(source_at) {
+                    Ok(Err(ClaimRefused::SourceChanged))
                 } else {
                     Err(StoreError::new(OP, err))
                 }
@@ -148,125 +195,168 @@ impl Store {
         }
     }
 
-    /// Completes a save: writes the copy's media and marks session and save record `ready`, only
-    /// if the save record still points at this session (it was not rolled back).
+    /// Takes over the copy of a save whose lease lapsed (its copier died, timed out or gave up):
+    /// `owner` holds it until `until_ms`. `None` if the save is no longer copying or another
+    /// copier holds a live lease.
+    pub async fn take_over_save(
+        &self,
+        record: &SaveRecord,
+        owner: &str,
+        until_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<SaveRecord>, StoreError> {
+        const OP: &str = "take over save";
+        let out = retry_conflicts(|| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(save_key(record)))
+                .update_expression("SET leaseOwner = :me, leaseUntilMs = :until, gsi1sk = :sort")
+                .condition_expression(
+                    "sessionId = :sid AND #state = :copying AND leaseUntilMs < :now",
+                )
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":me", s(owner))
+                .expression_attribute_values(":until", n(until_ms))
+                .expression_attribute_values(":sort", s(keys::lease_sort(until_ms)))
+                .expression_attribute_values(":sid", n(record.session_id))
+                .expression_attribute_values(":copying", attr(SaveState::Copying))
+                .expression_attribute_values(":now", n(now_ms))
+                .return_values(ReturnValue::AllNew)
+                .send()
+        })
+        .await;
+        match out {
+            Ok(out) => out.attributes.map(|a| from_item(OP, a)).transpose(),
+            Err(e) if is_update_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StoreError::new(OP, e)),
+        }
+    }
+
+    /// Extends the lease `owner` holds; false if it no longer holds it (then it must stop).
+    pub async fn renew_lease(
+        &self,
+        record: &SaveRecord,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.set_lease("renew save lease", record, owner, until_ms)
+            .await
+    }
+
+    /// Gives the lease up (the copier stops on a fault a retry may fix, or at its deadline), so
+    /// the next request or the reaper finishes the copy at once instead of waiting for it to lapse.
+    pub async fn release_save(&self, record: &SaveRecord, owner: &str) -> Result<(), StoreError> {
+        self.set_lease("release save", record, owner, 0)
+            .await
+            .map(drop)
+    }
+
+    async fn set_lease(
+        &self,
+        op: &'static str,
+        record: &SaveRecord,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let out = retry_conflicts(|| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(save_key(record)))
+                .update_expression("SET leaseUntilMs = :until, gsi1sk = :sort")
+                .condition_expression("leaseOwner = :me AND #state = :copying")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":me", s(owner))
+                .expression_attribute_values(":until", n(until_ms))
+                .expression_attribute_values(":sort", s(keys::lease_sort(until_ms)))
+                .expression_attribute_values(":copying", attr(SaveState::Copying))
+                .send()
+        })
+        .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) if is_update_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::new(op, e)),
+        }
+    }
+
+    /// Completes a save in one fixed two-item transaction: save record and session become
+    /// `ready`, only if `owner` still holds the copy lease and both are still `copying` (a late
+    /// finisher never overwrites a settled save).
     pub async fn complete_save(
         &self,
-        user: &UserId,
         record: &SaveRecord,
-        media: &[SessionMedia],
+        owner: &str,
     ) -> Result<Settled, StoreError> {
         const OP: &str = "complete save";
-        let session_pk = keys::session(record.session_id);
-        let mut items = Vec::new();
-        items.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(
-                            keys::user(user),
-                            keys::save(record.source_session_id),
-                        )))
-                        .update_expression("SET #state = :ready")
-                        .condition_expression("sessionId = :sid")
-                        .expression_attribute_names("#state", "state")
-                        .expression_attribute_values(":ready", attr(SaveState::Ready))
-                        .expression_attribute_values(":sid", n(record.session_id))
-                        .build()
-                        .expect("table, key and expression set"),
-                )
-                .build(),
-        );
-        items.push(
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(session_pk.clone(), keys::SESSION)))
-                        .update_expression("SET #state = :ready")
-                        .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_names("#state", "state")
-                        .expression_attribute_values(":ready", attr(SessionState::Ready))
-                        .build()
-                        .expect("table, key and expression set"),
-                )
-                .build(),
-        );
-        for chunk in media_chunks(&session_pk, media) {
-            items.push(self.put_op(to_item(OP, &chunk)?));
-        }
+        let save = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(save_key(record)))
+            .update_expression(
+                "SET #state = :ready, leaseUntilMs = :zero REMOVE leaseOwner, gsi1pk, gsi1sk",
+            )
+            .condition_expression("sessionId = :sid AND #state = :copying AND leaseOwner = :me")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":ready", attr(SaveState::Ready))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":sid", n(record.session_id))
+            .expression_attribute_values(":copying", attr(SaveState::Copying))
+            .expression_attribute_values(":me", s(owner))
+            .build()
+            .expect("table, key and expression set");
+        let session = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::session(record.session_id), keys::SESSION)))
+            .update_expression("SET #state = :ready")
+            .condition_expression("#state = :copying")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":ready", attr(SessionState::Ready))
+            .expression_attribute_values(":copying", attr(SessionState::Copying))
+            .build()
+            .expect("table, key and expression set");
+        let items = vec![
+            TransactWriteItem::builder().update(save).build(),
+            TransactWriteItem::builder().update(session).build(),
+        ];
         self.settle(OP, items).await
     }
 
-    /// Marks a pending save as abandoned by the request that was copying it, so the next request
-    /// finishes it at once instead of waiting. A no-op if the save settled meanwhile.
-    pub async fn release_save(&self, user: &UserId, record: &SaveRecord) -> Result<(), StoreError> {
-        let released = self
-            .db
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::user(user),
-                keys::save(record.source_session_id),
-            )))
-            .update_expression("SET released = :yes")
-            .condition_expression("sessionId = :sid AND #state = :copying")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
-            .expression_attribute_values(":sid", n(record.session_id))
-            .expression_attribute_values(":copying", attr(SaveState::Copying))
-            .send()
-            .await;
-        match released {
-            Err(e) if !super::records::is_condition_failure(&e) => {
-                Err(StoreError::new("release save", e))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Rolls back a save that can never complete, in one transaction: removes the save record
-    /// (only if still `copying` for this session), refunds exactly what was charged, removes the
-    /// session and the activity entry.
+    /// Rolls back a save that can never complete, in one fixed transaction: removes the save
+    /// record (only while `owner` holds its lease), refunds exactly what was charged, removes the
+    /// session and the activity entry. The media plan's chunks are the caller's to delete after.
     pub async fn roll_back_save(
         &self,
-        user: &UserId,
         record: &SaveRecord,
+        owner: &str,
     ) -> Result<Settled, StoreError> {
         const OP: &str = "roll back save";
-        let delete = |pk: String, sk: &str, condition: Option<&str>| {
-            let mut d = Delete::builder()
+        let delete = |pk: String, sk: &str| {
+            Delete::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(pk, sk)));
-            if let Some(c) = condition {
-                d = d.condition_expression(c);
-            }
-            d
+                .set_key(Some(key(pk, sk)))
         };
-        let save_delete = delete(
-            keys::user(user),
-            &keys::save(record.source_session_id),
-            Some("sessionId = :sid AND #state = :copying"),
-        )
-        .expression_attribute_names("#state", "state")
-        .expression_attribute_values(":sid", n(record.session_id))
-        .expression_attribute_values(":copying", attr(SaveState::Copying))
-        .build()
-        .expect("table and key set");
+        let save_delete = delete(keys::user(&record.user_id), &record.sk)
+            .condition_expression("sessionId = :sid AND #state = :copying AND leaseOwner = :me")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":sid", n(record.session_id))
+            .expression_attribute_values(":copying", attr(SaveState::Copying))
+            .expression_attribute_values(":me", s(owner))
+            .build()
+            .expect("table and key set");
         let refund = (record.charged > 0).then(|| {
             Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(key(keys::user(user), keys::PROFILE)))
+                .set_key(Some(key(keys::user(&record.user_id), keys::PROFILE)))
                 .update_expression("ADD credits :charged")
                 .expression_attribute_values(":charged", n(record.charged))
                 .build()
                 .expect("table, key and expression set")
         });
-        let session_delete = delete(keys::session(record.session_id), keys::SESSION, None)
+        let session_delete = delete(keys::session(record.session_id), keys::SESSION)
             .build()
             .expect("table and key set");
-        let activity_delete = delete(keys::user(user), &record.activity_sk, None)
+        let activity_delete = delete(keys::user(&record.user_id), &record.activity_sk)
             .build()
             .expect("table and key set");
         let items = std::iter::once(TransactWriteItem::builder().delete(save_delete).build())
@@ -279,23 +369,66 @@ impl Store {
         self.settle(OP, items).await
     }
 
+    /// Saves still `copying` whose lease lapsed before `now_ms`, oldest lapse first, at most
+    /// `limit`: read from the sparse index of copying saves (never a scan).
+    pub async fn stale_saves(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SaveRecord>, StoreError> {
+        const OP: &str = "list stale saves";
+        let mut found = Vec::new();
+        for shard in 0..keys::COPYING_SHARDS {
+            let mut start = None;
+            loop {
+                let out = self
+                    .db
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::GSI1)
+                    .key_condition_expression("gsi1pk = :pk AND gsi1sk < :now")
+                    .expression_attribute_values(":pk", s(keys::copying_saves(shard)))
+                    .expression_attribute_values(":now", s(keys::lease_sort(now_ms)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::new(OP, e))?;
+                for item in out.items.unwrap_or_default() {
+                    found.push(from_item::<SaveRecord>(OP, item)?);
+                }
+                start = out.last_evaluated_key;
+                if start.is_none() || found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        found.sort_by_key(|r| r.lease_until_ms);
+        found.truncate(limit);
+        Ok(found)
+    }
+
     async fn settle(
         &self,
         op: &'static str,
         items: Vec<TransactWriteItem>,
     ) -> Result<Settled, StoreError> {
-        match self
-            .db
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        let sent = retry_conflicts(|| {
+            self.db
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+        })
+        .await;
+        match sent {
             Ok(_) => Ok(Settled::Done),
             Err(err) if failed_conditions(&err).iter().any(|f| *f) => Ok(Settled::Lost),
             Err(err) => Err(StoreError::new(op, err)),
         }
     }
+}
+
+fn save_key(record: &SaveRecord) -> Item {
+    key(record.pk.clone(), record.sk.clone())
 }
 
 /// A state enum as stored (its serde name), so expressions and items never disagree.
@@ -310,19 +443,21 @@ fn conditional_put(mut op: TransactWriteItem, condition: &str) -> TransactWriteI
     op
 }
 
-/// For a cancelled transaction, which items failed their condition (in request order).
-fn failed_conditions<R>(
+fn is_update_condition_failure<R>(
     err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
         R,
     >,
+) -> bool {
+    super::records::is_condition_failure(err)
+}
+
+/// For a cancelled transaction, which items failed their condition (in request order).
+fn failed_conditions<R>(
+    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
 ) -> Vec<bool> {
     match err.as_service_error() {
-        Some(
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-                e,
-            ),
-        ) => e
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
             .cancellation_reasons()
             .iter()
             .map(|r| r.code() == Some("ConditionalCheckFailed"))

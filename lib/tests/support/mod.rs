@@ -2,6 +2,9 @@
 //! v2 events for the handlers.
 #![allow(dead_code)]
 
+mod chaos;
+pub use chaos::*;
+
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 use joip::config::{Config, LocalMode};
@@ -58,7 +61,10 @@ impl TestEnv {
             endpoint_url: Some(endpoint.clone()),
             copy_concurrency: 8,
             id_block: 4,
-            save_stall_ms: joip::config::DEFAULT_SAVE_STALL_MS,
+            save_lease_ms: joip::config::DEFAULT_SAVE_LEASE_MS,
+            request_budget_ms: joip::config::DEFAULT_REQUEST_BUDGET_MS,
+            save_give_up_ms: joip::config::DEFAULT_SAVE_GIVE_UP_MS,
+            sdk_max_attempts: joip::config::DEFAULT_SDK_MAX_ATTEMPTS,
         };
         let sdk = sdk_config(&endpoint).await;
         let app = App::new(config, &sdk);
