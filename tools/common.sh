@@ -40,7 +40,19 @@ start_emulator() {
   wait_for_port "$1" 30 "the AWS emulator (moto)"
 }
 
-# The SDK settings that point every process at an emulator on port $1.
+# The local stack's dev-token secret: generated once per checkout into .local/ (never committed,
+# never built in), so no two checkouts share one.
+local_secret() {
+  local file="$ROOT/.local/dev-token-secret"
+  if [ ! -s "$file" ]; then
+    mkdir -p "$ROOT/.local"
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$file")
+  fi
+  cat "$file"
+}
+
+# The SDK settings that point every process at an emulator on port $1, and local mode with its
+# dev-token secret.
 use_emulator() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:$1"
   export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
@@ -48,6 +60,8 @@ use_emulator() {
   export AWS_REGION="${AWS_REGION:-us-east-1}"
   export AWS_DEFAULT_REGION="$AWS_REGION"
   export JOIP_LOCAL=1
+  JOIP_DEV_TOKEN_SECRET="${JOIP_DEV_TOKEN_SECRET:-$(local_secret)}"
+  export JOIP_DEV_TOKEN_SECRET
 }
 
 # Kills every background job this shell started (and their children).

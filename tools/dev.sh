@@ -36,6 +36,9 @@ TOKEN2=$(token 1)
 BASE="http://127.0.0.1:$API_PORT"
 SESSION=$(python3 -c 'import json; print(json.load(open(".local/demo.json"))["communitySessionId"])')
 
+log "running the save reaper every minute (as EventBridge runs save-reaper; log: .local/reaper.log)"
+( while sleep 60; do "$ADMIN" saves reap >>.local/reaper.log 2>&1 || true; done ) &
+
 log "starting the API on $BASE (log below)"
 cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
 wait_for_port "$API_PORT" 120 "cargo lambda watch"
@@ -59,6 +62,7 @@ cat <<INFO
     curl -s -X POST -H "Authorization: Bearer \$TOKEN2" $BASE/api/community/sessions/$SESSION/save
     curl -s -i $BASE/api/user/media        # no token: 401
     target/debug/joip-admin user show demo-user-2
+    target/debug/joip-admin saves reap      # what the per-minute reaper does, now
     .venv/bin/cargo-lambda lambda invoke -A 127.0.0.1 list-user-media --data-file events/list-user-media/ok.json
 
   Ctrl-C stops the API and the emulator.

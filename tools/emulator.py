@@ -1,41 +1,594 @@
-"""The local AWS emulator: moto server, with DynamoDB requests made atomic.
+"""The local AWS emulator: moto server, made as hostile as DynamoDB and S3 are.
 
-moto's DynamoDB backend evaluates a condition and applies the write in separate Python steps with
-no lock, and moto server answers requests on many threads, so two concurrent conditional writes (or
-transactions) can both pass the same condition. Real DynamoDB never allows that: every write is
-atomic and transactions are serializable. This launcher runs moto server exactly as `moto_server`
-does, but holds one lock around each DynamoDB request, so conditional writes and transactions
-behave as they do on AWS. S3 and SQS stay fully concurrent.
+moto alone is friendlier than AWS in ways that would let tests pass on code AWS breaks. This
+launcher runs moto server exactly as `moto_server` does, behind a WSGI layer that adds:
+
+Atomic writes. moto's DynamoDB backend evaluates a condition and applies the write in separate
+Python steps with no lock, and moto server answers requests on many threads, so two concurrent
+conditional writes could both pass one condition. Every DynamoDB request runs in moto under one
+lock, so each write (and each transaction) is applied atomically, as on AWS.
+
+Overlapping transactions. That lock alone would mean no transaction ever overlaps another, which
+DynamoDB does not promise. A TransactWriteItems first marks every item it names (table + primary
+key) as in flight, stays in flight for a short window outside the lock, then applies under the lock
+and unmarks. As on AWS:
+  * a TransactWriteItems naming an item that another transaction or a single-item write has marked
+    is cancelled at once (TransactionCanceledException, one reason per action, TransactionConflict
+    for the marked ones); so is a TransactGetItems;
+  * a PutItem, UpdateItem or DeleteItem on an item marked by a transaction fails with
+    TransactionConflictException; single-item writes (and BatchWriteItem) mark their items while
+    they apply, so a transaction arriving meanwhile conflicts;
+  * plain reads (GetItem, Query, Scan, BatchGetItem) are never refused.
+
+Limits moto skips (or checks late, after applying part of a request, or with other messages),
+refused with AWS's ValidationException before anything is applied: TransactWriteItems with no or
+more than 100 actions, over 4 MB in aggregate, or with two actions on one item; BatchWriteItem with
+more than 25 requests; an item over 400 KB in PutItem, a transaction's Put or BatchWriteItem, sized
+by DynamoDB's documented rules. moto itself still refuses items over 405,000 bytes by its own count
+(which skips list and map overheads and counts numbers as their text): that is what bounds
+UpdateItem results, which cannot be sized before they are applied.
+
+Chaos. A seeded fraction of DynamoDB and S3 data-plane requests answer a fault without applying
+anything: DynamoDB ThrottlingException, ProvisionedThroughputExceededException, InternalServerError
+and, for writes, TransactionConflict; S3 503 SlowDown and 500 InternalError. Control-plane calls
+(CreateTable, CreateBucket, bucket configuration, ...) and SQS never see chaos.
+
+Settings:
+  JOIP_EMULATOR_TXN_MS=<ms>        how long a transaction stays in flight (default 10)
+  JOIP_EMULATOR_CHAOS=<0..1>       fraction of eligible requests that fail (default 0: off)
+  JOIP_EMULATOR_CHAOS_SEED=<int>   seed of the one random generator chaos draws from (default 0)
+Per request (headers, removed before moto sees the request):
+  x-joip-chaos: <0..1>             this request's chaos rate (instead of JOIP_EMULATOR_CHAOS)
+  x-joip-txn-ms: <ms>              this transaction's in-flight window (instead of the default)
+  x-joip-latency-ms: <ms>          answer this request that much later (a slow S3 or DynamoDB:
+                                   the caller waits asynchronously, as it would on AWS)
+Endpoints of its own (never routed to moto):
+  GET /_joip/chaos                 {"injected": n, "by_kind": {kind: n}}: faults injected so far
+  GET /_joip/in-flight             {"transactions": [...], "writes": [...]}: items marked now
 
 Usage: python tools/emulator.py -H 127.0.0.1 -p 4566
 """
 
 import argparse
+import base64
+import binascii
+import json
+import math
 import os
+import random
 import threading
+import time
+import uuid
+from collections import Counter
+from http import HTTPStatus
+from io import BytesIO
+from urllib.parse import parse_qs
 
+from moto.dynamodb.models import dynamodb_backends
+from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
 from werkzeug.serving import run_simple
+from werkzeug.wsgi import get_input_stream
 
-_dynamodb = threading.Lock()
+DYNAMODB = "DynamoDB_20120810."
+DYNAMODB_ERROR = "com.amazonaws.dynamodb.v20120810#"
+VALIDATION = "com.amazon.coral.validate#ValidationException"
+
+MAX_ITEM_BYTES = 400 * 1024
+MAX_TRANSACTION_BYTES = 4 * 1024 * 1024
+MAX_TRANSACTION_ACTIONS = 100
+MAX_BATCH_WRITE_REQUESTS = 25
+
+SINGLE_WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
+WRITES = SINGLE_WRITES | {"BatchWriteItem", "TransactWriteItems"}
+READS = {"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"}
+PARTIQL = {"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"}
+
+CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+
+# (status, __type, message) of each DynamoDB fault chaos injects.
+DYNAMODB_FAULTS = {
+    "ThrottlingException": (
+        400,
+        "com.amazon.coral.availability#ThrottlingException",
+        "Rate of requests exceeds the allowed throughput.",
+    ),
+    "ProvisionedThroughputExceededException": (
+        400,
+        DYNAMODB_ERROR + "ProvisionedThroughputExceededException",
+        "The level of configured provisioned throughput for the table was exceeded. "
+        "Consider increasing your provisioning level with the UpdateTable API.",
+    ),
+    "InternalServerError": (500, DYNAMODB_ERROR + "InternalServerError", "Internal server error"),
+}
+# (status, message) of each S3 fault chaos injects.
+S3_FAULTS = {
+    "SlowDown": (503, "Please reduce your request rate."),
+    "InternalError": (500, "We encountered an internal error. Please try again."),
+}
+# Bucket-level S3 requests that are data, not configuration: listings and DeleteObjects.
+S3_BUCKET_DATA_QUERIES = {"list-type", "uploads", "versions", "delete"}
 
 
-class AtomicDynamoDB:
-    def __init__(self, app):
+# --- DynamoDB item sizes, by the rules in the DynamoDB developer guide ------------------------
+
+
+def _utf8(text):
+    return len(text.encode("utf-8"))
+
+
+def _number_size(text):
+    """About one byte per two significant digits, plus one."""
+    mantissa = text.strip().lstrip("+-").lower().split("e")[0].replace(".", "")
+    digits = len(mantissa.strip("0")) or 1
+    return (digits + 1) // 2 + 1
+
+
+def _binary_size(encoded):
+    return len(base64.b64decode(encoded))
+
+
+def value_size(value):
+    """The stored size of one attribute value (wire form: {"S": "..."}, {"L": [...]}, ...)."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return _utf8(v)
+    if kind == "N":
+        return _number_size(v)
+    if kind == "B":
+        return _binary_size(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(_utf8(e) for e in v)
+    if kind == "NS":
+        return sum(_number_size(e) for e in v)
+    if kind == "BS":
+        return sum(_binary_size(e) for e in v)
+    if kind == "L":
+        return 3 + sum(value_size(e) + 1 for e in v)
+    if kind == "M":
+        return 3 + sum(_utf8(k) + value_size(e) + 1 for k, e in v.items())
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item):
+    return sum(_utf8(name) + value_size(value) for name, value in item.items())
+
+
+# --- Who is asking -----------------------------------------------------------------------------
+
+
+def _credential_scope(environ):
+    """(access key, region, service) from a SigV4 Authorization header or presigned URL."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    credential = None
+    if "Credential=" in auth:
+        credential = auth.split("Credential=", 1)[1].split(",", 1)[0].strip()
+    else:
+        credential = parse_qs(environ.get("QUERY_STRING", "")).get("X-Amz-Credential", [None])[0]
+    parts = (credential or "").split("/")
+    if len(parts) == 5:
+        return parts[0], parts[2], parts[3]
+    return None, "us-east-1", None
+
+
+class Caller:
+    """The account and region a DynamoDB request addresses, resolved as moto resolves them."""
+
+    def __init__(self, environ):
+        access_key, self.region, _ = _credential_scope(environ)
+        self.account = (
+            os.environ.get("MOTO_ACCOUNT_ID")
+            or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+            or get_account_id_from(access_key or "")
+        )
+
+    def key_names(self, table):
+        """(hash key, range key or None) of `table`, or None if moto has no such table."""
+        try:
+            t = dynamodb_backends[self.account][self.region].get_table(table)
+        except Exception:  # noqa: BLE001 - moto answers the request itself (ResourceNotFound)
+            return None
+        return t.hash_key_attr, t.range_key_attr
+
+    def item(self, table, attrs):
+        """A hashable name for the item in `table` whose key (or whole item) is `attrs`, or None."""
+        names = self.key_names(table)
+        try:
+            key = {n: attrs[n] for n in names if n} if names else dict(attrs)
+        except (KeyError, TypeError):
+            return None
+        return (self.account, self.region, table, json.dumps(key, sort_keys=True))
+
+
+def _action(entry):
+    """(kind, body) of one TransactWriteItems entry ({"Put": {...}})."""
+    ((kind, body),) = entry.items()
+    return kind, body
+
+
+def _transaction_items(caller, request):
+    items = []
+    for entry in request.get("TransactItems", []):
+        kind, body = _action(entry)
+        attrs = body.get("Item") if kind == "Put" else body.get("Key")
+        items.append(caller.item(body.get("TableName"), attrs) if attrs else None)
+    return items
+
+
+# --- Validation moto skips ---------------------------------------------------------------------
+
+
+def validate(op, request, items):
+    """AWS's ValidationException message for `request`, or None. `items` as _transaction_items."""
+    if op == "PutItem":
+        return _check_item(request.get("Item", {}))
+    if op == "BatchWriteItem":
+        requests = [r for rs in request.get("RequestItems", {}).values() for r in rs]
+        if len(requests) > MAX_BATCH_WRITE_REQUESTS:
+            return "Too many items requested for the BatchWriteItem call"
+        for r in requests:
+            error = _check_item(r.get("PutRequest", {}).get("Item", {}))
+            if error:
+                return error
+        return None
+    if op != "TransactWriteItems":
+        return None
+    actions = request.get("TransactItems", [])
+    if not actions:
+        return (
+            "1 validation error detected: Value '[]' at 'transactItems' failed to satisfy "
+            "constraint: Member must have length greater than or equal to 1"
+        )
+    if len(actions) > MAX_TRANSACTION_ACTIONS:
+        members = ", ".join(
+            f"com.amazonaws.dynamodb.v20120810.TransactWriteItem@{id(a) & 0xFFFFFFFF:x}"
+            for a in actions
+        )
+        return (
+            f"1 validation error detected: Value '[{members}]' at 'transactItems' failed to "
+            f"satisfy constraint: Member must have length less than or equal to "
+            f"{MAX_TRANSACTION_ACTIONS}"
+        )
+    total = 0
+    for entry in actions:
+        kind, body = _action(entry)
+        if kind == "Put":
+            error = _check_item(body.get("Item", {}))
+            if error:
+                return error
+        total += item_size(body.get("Item") or body.get("Key") or {})
+        total += sum(value_size(v) for v in body.get("ExpressionAttributeValues", {}).values())
+    if total > MAX_TRANSACTION_BYTES:
+        return "Transaction request cannot be larger than 4 MB"
+    named = [i for i in items if i is not None]
+    if len(set(named)) != len(named):
+        return "Transaction request cannot include multiple operations on one item"
+    return None
+
+
+def _check_item(item):
+    if item_size(item) > MAX_ITEM_BYTES:
+        return "Item size has exceeded the maximum allowed size"
+    return None
+
+
+# --- Items in flight ---------------------------------------------------------------------------
+
+
+class InFlight:
+    """The items transactions and single-item writes are working on right now."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._transactions = set()
+        self._writes = Counter()
+
+    def begin_transaction(self, items):
+        """Marks `items` and returns None, or (marking nothing) which of them are already marked."""
+        with self._lock:
+            taken = [self._taken(i) for i in items]
+            if any(taken):
+                return taken
+            self._transactions.update(i for i in items if i is not None)
+            return None
+
+    def end_transaction(self, items):
+        with self._lock:
+            self._transactions.difference_update(items)
+
+    def begin_write(self, items):
+        """Marks `items` and returns True, or False (marking nothing) if a transaction holds one."""
+        with self._lock:
+            if any(i in self._transactions for i in items):
+                return False
+            self._writes.update(i for i in items if i is not None)
+            return True
+
+    def end_write(self, items):
+        with self._lock:
+            self._writes.subtract(i for i in items if i is not None)
+            self._writes += Counter()  # drops the zeros
+
+    def taken(self, items):
+        with self._lock:
+            return [self._taken(i) for i in items]
+
+    def _taken(self, item):
+        return item is not None and (item in self._transactions or self._writes[item] > 0)
+
+    def report(self):
+        def describe(item):
+            _, _, table, key = item
+            return {"table": table, "key": json.loads(key)}
+
+        with self._lock:
+            return {
+                "transactions": [describe(i) for i in self._transactions],
+                "writes": [describe(i) for i in self._writes],
+            }
+
+
+# --- Chaos -------------------------------------------------------------------------------------
+
+
+class Chaos:
+    """Draws faults from one seeded generator and counts them."""
+
+    def __init__(self, rate, seed):
+        self.rate = rate
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._injected = Counter()
+
+    def draw(self, rate, kinds, items=0):
+        """None, or (kind, index of the item to blame among `items`) with probability `rate`."""
+        if rate <= 0 or not kinds:
+            return None
+        with self._lock:
+            if self._random.random() >= rate:
+                return None
+            kind = self._random.choice(kinds)
+            blamed = self._random.randrange(items) if items else 0
+            self._injected[kind] += 1
+            return kind, blamed
+
+    def report(self):
+        with self._lock:
+            return {"injected": sum(self._injected.values()), "by_kind": dict(self._injected)}
+
+
+def _header_number(environ, name):
+    raw = environ.pop(name, None)
+    try:
+        number = float(raw) if raw is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+# --- Responses ---------------------------------------------------------------------------------
+
+
+def _respond(environ, start_response, status, content_type, body, headers=()):
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        body = b""
+    start_response(
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", content_type), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
+
+
+def _dynamodb_error(environ, start_response, status, body):
+    data = json.dumps(body, separators=(",", ":")).encode()
+    headers = [("x-amzn-RequestId", str(uuid.uuid4()))]
+    return _respond(environ, start_response, status, "application/x-amz-json-1.0", data, headers)
+
+
+def _validation_error(environ, start_response, message):
+    body = {"__type": VALIDATION, "message": message}
+    return _dynamodb_error(environ, start_response, 400, body)
+
+
+def _cancelled(environ, start_response, conflicts):
+    """TransactionCanceledException with TransactionConflict for each true entry of `conflicts`."""
+    codes = ["TransactionConflict" if c else "None" for c in conflicts]
+    body = {
+        "__type": DYNAMODB_ERROR + "TransactionCanceledException",
+        "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons "
+        f"[{', '.join(codes)}]",
+        "CancellationReasons": [
+            {"Code": code, "Message": CONFLICT_MESSAGE} if code != "None" else {"Code": "None"}
+            for code in codes
+        ],
+    }
+    return _dynamodb_error(environ, start_response, 400, body)
+
+
+def _conflict(environ, start_response):
+    body = {"__type": DYNAMODB_ERROR + "TransactionConflictException", "message": CONFLICT_MESSAGE}
+    return _dynamodb_error(environ, start_response, 400, body)
+
+
+def _s3_error(environ, start_response, kind):
+    status, message = S3_FAULTS[kind]
+    request_id = uuid.uuid4().hex[:16].upper()
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{kind}</Code><Message>{message}</Message>"
+        f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
+    ).encode()
+    headers = [("x-amz-request-id", request_id), ("x-amz-id-2", request_id)]
+    return _respond(environ, start_response, status, "application/xml", body, headers)
+
+
+def _read_body(environ):
+    """The request body; moto reads it again from a fresh copy."""
+    body = get_input_stream(environ).read()
+    environ["wsgi.input"] = BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return body
+
+
+def _is_s3_data_request(environ):
+    """An S3 object operation, listing or DeleteObjects (never bucket creation or configuration)."""
+    if "HTTP_X_AMZ_TARGET" in environ or environ.get("PATH_INFO", "").startswith("/moto-api"):
+        return False
+    _, _, service = _credential_scope(environ)
+    if service is None:  # unsigned: moto routes it to S3 unless it is a form-encoded API call
+        if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            return False
+    elif service != "s3":
+        return False
+    bucket, _, key = environ.get("PATH_INFO", "").lstrip("/").partition("/")
+    if not bucket:
+        return False  # ListBuckets
+    if key:
+        return True
+    query = set(parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    method = environ.get("REQUEST_METHOD")
+    if method == "GET":
+        return not query or bool(query & S3_BUCKET_DATA_QUERIES)
+    return method == "POST" and "delete" in query
+
+
+# --- The application ---------------------------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, app, chaos, txn_ms):
         self.app = app
+        self.chaos = chaos
+        self.txn_ms = txn_ms
+        self.inflight = InFlight()
+        self.dynamodb = threading.Lock()  # held while moto executes any DynamoDB request
 
     def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_joip/"):
+            return self._own(environ, start_response, path)
+        latency = _header_number(environ, "HTTP_X_JOIP_LATENCY_MS")
+        if latency:
+            time.sleep(min(max(latency, 0.0), 60_000.0) / 1000)
+        rate = _header_number(environ, "HTTP_X_JOIP_CHAOS")
+        rate = self.chaos.rate if rate is None else min(max(rate, 0.0), 1.0)
+        txn_ms = _header_number(environ, "HTTP_X_JOIP_TXN_MS")
+        window = (self.txn_ms if txn_ms is None else min(max(txn_ms, 0.0), 60_000.0)) / 1000
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        if not target.startswith("DynamoDB_"):
-            return self.app(environ, start_response)
-        with _dynamodb:
+        if target.startswith(DYNAMODB):
+            op = target[len(DYNAMODB) :]
+            return self._dynamodb_request(environ, start_response, op, rate, window)
+        if target.startswith("DynamoDB"):  # Streams, the 2011 API
+            return self._apply(environ, start_response)
+        if _is_s3_data_request(environ):
+            fault = self.chaos.draw(rate, list(S3_FAULTS))
+            if fault:
+                stream = get_input_stream(environ)
+                while stream.read(1 << 16):
+                    pass
+                return _s3_error(environ, start_response, fault[0])
+        return self.app(environ, start_response)
+
+    def _own(self, environ, start_response, path):
+        reports = {"/_joip/chaos": self.chaos.report, "/_joip/in-flight": self.inflight.report}
+        if environ.get("REQUEST_METHOD") != "GET" or path not in reports:
+            return _respond(environ, start_response, 404, "text/plain", b"not found\n")
+        body = json.dumps(reports[path]()).encode()
+        return _respond(environ, start_response, 200, "application/json", body)
+
+    def _apply(self, environ, start_response):
+        """moto answers the request, under the lock that makes DynamoDB writes atomic."""
+        with self.dynamodb:
             # Drain the body inside the lock: the response may be produced lazily.
             body = b"".join(self.app(environ, start_response))
         return [body]
+
+    def _dynamodb_request(self, environ, start_response, op, rate, window):
+        if op not in WRITES | READS | PARTIQL:  # the control plane: no marks, checks or chaos
+            return self._apply(environ, start_response)
+        try:
+            request = json.loads(_read_body(environ))
+            caller = Caller(environ)
+            items = self._items(caller, op, request)
+            error = validate(op, request, items)
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
+            return self._apply(environ, start_response)  # malformed: moto says how
+        if error:
+            return _validation_error(environ, start_response, error)
+
+        kinds = list(DYNAMODB_FAULTS)
+        if op in SINGLE_WRITES or op == "TransactWriteItems":
+            kinds.append("TransactionConflict")
+        fault = self.chaos.draw(rate, kinds, len(items))
+        if fault:
+            kind, blamed = fault
+            if kind != "TransactionConflict":
+                status, error_type, message = DYNAMODB_FAULTS[kind]
+                body = {"__type": error_type, "message": message}
+                return _dynamodb_error(environ, start_response, status, body)
+            if op != "TransactWriteItems":
+                return _conflict(environ, start_response)
+            conflicts = [i == blamed for i in range(len(items))]
+            return _cancelled(environ, start_response, conflicts)
+
+        if op == "TransactWriteItems":
+            taken = self.inflight.begin_transaction(items)
+            if taken:
+                return _cancelled(environ, start_response, taken)
+            try:
+                time.sleep(window)  # in flight, outside the lock: others may run meanwhile
+                return self._apply(environ, start_response)
+            finally:
+                self.inflight.end_transaction(items)
+        if op == "TransactGetItems":
+            taken = self.inflight.taken(items)
+            if any(taken):
+                return _cancelled(environ, start_response, taken)
+        if op in SINGLE_WRITES or op == "BatchWriteItem":
+            if not self.inflight.begin_write(items):
+                return _conflict(environ, start_response)
+            try:
+                return self._apply(environ, start_response)
+            finally:
+                self.inflight.end_write(items)
+        return self._apply(environ, start_response)
+
+    @staticmethod
+    def _items(caller, op, request):
+        """The items `request` writes (or, for TransactGetItems, reads) that marks apply to."""
+        if op == "TransactWriteItems":
+            return _transaction_items(caller, request)
+        if op == "TransactGetItems":
+            gets = [e.get("Get", {}) for e in request.get("TransactItems", [])]
+            return [caller.item(g.get("TableName"), g.get("Key") or {}) for g in gets]
+        if op == "PutItem":
+            return [caller.item(request.get("TableName"), request.get("Item") or {})]
+        if op in ("UpdateItem", "DeleteItem"):
+            return [caller.item(request.get("TableName"), request.get("Key") or {})]
+        if op == "BatchWriteItem":
+            items = []
+            for table, requests in request.get("RequestItems", {}).items():
+                for r in requests:
+                    put, delete = r.get("PutRequest", {}), r.get("DeleteRequest", {})
+                    items.append(caller.item(table, put.get("Item") or delete.get("Key") or {}))
+            return items
+        return []
+
+
+def _env_number(name, default, kind):
+    raw = os.environ.get(name)
+    try:
+        return kind(raw) if raw not in (None, "") else default
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
 
 
 def main():
@@ -43,12 +596,17 @@ def main():
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=4566)
     args = parser.parse_args()
+    rate = _env_number("JOIP_EMULATOR_CHAOS", 0.0, float)
+    if not 0 <= rate <= 1:
+        raise SystemExit(f"JOIP_EMULATOR_CHAOS={rate} is not a fraction between 0 and 1")
+    chaos = Chaos(rate, _env_number("JOIP_EMULATOR_CHAOS_SEED", 0, int))
+    txn_ms = max(_env_number("JOIP_EMULATOR_TXN_MS", 10.0, float), 0.0)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
         args.port,
-        AtomicDynamoDB(app),
+        Emulator(app, chaos, txn_ms),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -12,7 +12,7 @@ mod support;
 
 use futures_util::StreamExt;
 use joip::domain::{SessionId, UserId};
-use joip::service::save_session::save_community_session;
+use joip::service::save_session::{save_community_session, Deadline};
 use joip::App;
 use std::time::{Duration, Instant};
 
@@ -106,7 +106,14 @@ async fn main() {
         let keys: Vec<String> = media.iter().filter_map(|m| m.key.clone()).collect();
         // Warm both paths (connections, id block) before measuring.
         let warm = env.user(1, false).await;
-        save_community_session(&app, &warm, source).await.unwrap();
+        save_community_session(
+            &app,
+            &warm,
+            source,
+            Deadline::new(None, app.config.request_budget_ms),
+        )
+        .await
+        .unwrap();
         bare_copies(&app, &keys, 0).await;
 
         let (mut saves, mut floors, mut rtts) = (Vec::new(), Vec::new(), Vec::new());
@@ -115,7 +122,14 @@ async fn main() {
             let user = env.user(1, false).await;
             calls.take();
             let started = Instant::now();
-            let saved = save_community_session(&app, &user, source).await.unwrap();
+            let saved = save_community_session(
+                &app,
+                &user,
+                source,
+                Deadline::new(None, app.config.request_budget_ms),
+            )
+            .await
+            .unwrap();
             saves.push(started.elapsed());
             assert!(!saved.reused);
             per_save = per_save.max(calls.take());

@@ -16,11 +16,11 @@ pub mod local {
     pub const USER_MEDIA_BUCKET: &str = "joip-local-user-media";
     /// The queue that receives the general bucket's staging notifications.
     pub const WATERMARK_QUEUE: &str = "joip-local-watermark";
-    /// HS256 secret for dev tokens; only ever honoured in local mode.
-    pub const DEV_TOKEN_SECRET: &str = "joip-local-dev-token-secret";
-    /// Secret that signs pagination cursors locally.
-    pub const CURSOR_SECRET: &str = "joip-local-cursor-secret";
 }
+
+/// Shortest dev-token secret local mode accepts (there is no built-in one: the local stack
+/// generates its own).
+pub const MIN_SECRET_BYTES: usize = 16;
 
 /// Prefix under which every user's private objects live in the user-media bucket.
 pub const USER_PREFIX: &str = "users";
@@ -64,8 +64,9 @@ pub struct Config {
     pub public_base_url: String,
     /// Set only by the local stack: dev tokens are accepted and logs are pretty.
     pub local: Option<LocalMode>,
-    /// Key for signing pagination cursors.
-    pub cursor_secret: Vec<u8>,
+    /// Secret that pagination keys are derived from (see [`Config::cursor_key`]); only the
+    /// functions that sign cursors receive it.
+    pub cursor_secret: Option<Vec<u8>>,
     /// Emulator endpoint, if any (`AWS_ENDPOINT_URL`); S3 then uses path-style addressing.
     pub endpoint_url: Option<String>,
     /// Parallel copies per request.
@@ -101,8 +102,9 @@ impl std::fmt::Debug for LocalMode {
 pub struct ConfigError(String);
 
 impl Config {
-    /// Reads the environment. In local mode (`JOIP_LOCAL=1`) every name has a dev-stack default;
-    /// deployed, the table, buckets, public URL and cursor secret are required.
+    /// Reads the environment. In local mode (`JOIP_LOCAL=1`) every name has a dev-stack default
+    /// but the dev-token secret, which is required; deployed, the table, buckets and public URL
+    /// are required.
     pub fn from_env() -> Result<Self, ConfigError> {
         let local = matches!(env::var("JOIP_LOCAL").as_deref(), Ok("1" | "true"));
         Self::from_lookup(local, |k| env::var(k).ok().filter(|v| !v.is_empty()))
@@ -113,7 +115,44 @@ impl Config {
         Self::from_lookup(true, |k| env::var(k).ok().filter(|v| !v.is_empty()))
     }
 
+    /// The key that signs cursors for `purpose` (one per kind of listing), derived from the
+    /// secret with HKDF-SHA256 so that no two purposes, and nothing else, share a key. `None`
+    /// when this function was given no secret.
+    pub fn cursor_key(&self, purpose: &str) -> Option<[u8; 32]> {
+        let secret = self.cursor_secret.as_deref()?;
+        let mut key = [0u8; 32];
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(b"joip-serverless/cursor/v1"), secret)
+            .expand(purpose.as_bytes(), &mut key)
+            .expect("32 bytes is a valid HKDF-SHA256 length");
+        Some(key)
+    }
+
     fn from_lookup(local: bool, get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        // Lambda itself sets these (reserved: a function's configuration cannot); cargo lambda
+        // watch sets AWS_LAMBDA_FUNCTION_NAME but none of them.
+        let in_lambda = get("AWS_EXECUTION_ENV").is_some_and(|v| v.starts_with("AWS_Lambda_"))
+            || get("LAMBDA_TASK_ROOT").is_some();
+        if local && in_lambda {
+            return Err(ConfigError(
+                "JOIP_LOCAL is set inside AWS Lambda: local mode (dev tokens) never runs deployed"
+                    .into(),
+            ));
+        }
+        let dev_token_secret = if local {
+            let secret = get("JOIP_DEV_TOKEN_SECRET").ok_or_else(|| {
+                ConfigError(
+                    "local mode needs JOIP_DEV_TOKEN_SECRET (tools/dev.sh makes one)".into(),
+                )
+            })?;
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(ConfigError(format!(
+                    "JOIP_DEV_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+                )));
+            }
+            Some(secret.into_bytes())
+        } else {
+            None
+        };
         let setting = |key: &str, default: &str| -> Result<String, ConfigError> {
             match get(key) {
                 Some(v) => Ok(v),
@@ -142,12 +181,11 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
             general_bucket,
-            cursor_secret: setting("JOIP_CURSOR_SECRET", local::CURSOR_SECRET)?.into_bytes(),
-            local: local.then(|| LocalMode {
-                dev_token_secret: get("JOIP_DEV_TOKEN_SECRET")
-                    .unwrap_or_else(|| local::DEV_TOKEN_SECRET.to_string())
-                    .into_bytes(),
-            }),
+            // Locally the dev secret stands in (the derived keys differ from the token key).
+            cursor_secret: get("JOIP_CURSOR_SECRET")
+                .map(String::into_bytes)
+                .or_else(|| dev_token_secret.clone()),
+            local: dev_token_secret.map(|dev_token_secret| LocalMode { dev_token_secret }),
             endpoint_url,
             copy_concurrency: number("JOIP_COPY_CONCURRENCY", DEFAULT_COPY_CONCURRENCY as u64)?
                 as usize,
@@ -165,6 +203,8 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    const LOCAL_SECRET: &str = "a-local-secret-of-some-length";
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs
@@ -189,20 +229,76 @@ mod tests {
                 ("JOIP_GENERAL_BUCKET", "g"),
                 ("JOIP_USER_MEDIA_BUCKET", "u"),
                 ("JOIP_PUBLIC_BASE_URL", "https://cdn.example.com/"),
-                ("JOIP_CURSOR_SECRET", "s"),
-                ("JOIP_DEV_TOKEN_SECRET", "leaked"),
+                ("JOIP_DEV_TOKEN_SECRET", "leaked-leaked-leaked"),
             ]),
         )
         .unwrap();
         assert!(cfg.local.is_none());
+        assert!(cfg.cursor_secret.is_none(), "no secret unless given");
         assert_eq!(cfg.public_base_url, "https://cdn.example.com");
+    }
+
+    #[test]
+    fn local_mode_has_no_built_in_secret() {
+        let err = Config::from_lookup(true, lookup(&[])).unwrap_err();
+        assert!(err.to_string().contains("JOIP_DEV_TOKEN_SECRET"), "{err}");
+        let short = Config::from_lookup(true, lookup(&[("JOIP_DEV_TOKEN_SECRET", "short")]));
+        assert!(short.is_err());
+    }
+
+    #[test]
+    fn local_mode_refuses_to_start_inside_lambda() {
+        for (name, value) in [
+            ("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023"),
+            ("LAMBDA_TASK_ROOT", "/var/task"),
+        ] {
+            let err = Config::from_lookup(
+                true,
+                lookup(&[(name, value), ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET)]),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("inside AWS Lambda"), "{err}");
+        }
+        // What cargo lambda watch sets is not Lambda.
+        let watch = Config::from_lookup(
+            true,
+            lookup(&[
+                ("AWS_LAMBDA_FUNCTION_NAME", "list-user-media"),
+                (
+                    "AWS_LAMBDA_RUNTIME_API",
+                    "http://127.0.0.1:9000/.rt/list-user-media",
+                ),
+                ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET),
+            ]),
+        );
+        assert!(watch.is_ok());
+    }
+
+    #[test]
+    fn cursor_keys_differ_per_purpose_and_from_the_secret() {
+        let cfg = Config::from_lookup(
+            true,
+            lookup(&[
+                ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET),
+                ("JOIP_CURSOR_SECRET", "cursor-secret-0123456789"),
+            ]),
+        )
+        .unwrap();
+        let a = cfg.cursor_key("user-media").unwrap();
+        let b = cfg.cursor_key("community-feed").unwrap();
+        assert_ne!(a, b);
+        assert_ne!(&a[..], b"cursor-secret-0123456789".as_slice());
+        assert_eq!(cfg.cursor_key("user-media"), Some(a), "stable");
     }
 
     #[test]
     fn local_mode_defaults_to_the_dev_stack() {
         let cfg = Config::from_lookup(
             true,
-            lookup(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:4567")]),
+            lookup(&[
+                ("AWS_ENDPOINT_URL", "http://127.0.0.1:4567"),
+                ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET),
+            ]),
         )
         .unwrap();
         assert_eq!(cfg.table, local::TABLE);
@@ -215,6 +311,10 @@ mod tests {
 
     #[test]
     fn rejects_a_zero_copy_concurrency() {
-        assert!(Config::from_lookup(true, lookup(&[("JOIP_COPY_CONCURRENCY", "0")])).is_err());
+        let zero = lookup(&[
+            ("JOIP_COPY_CONCURRENCY", "0"),
+            ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET),
+        ]);
+        assert!(Config::from_lookup(true, zero).is_err());
     }
 }

@@ -441,3 +441,19 @@ pub async fn activity(app: &App, cmd: ActivityCmd) -> Result<Value> {
             .collect(),
     ))
 }
+
+/// `saves`.
+#[derive(Subcommand)]
+pub enum SavesCmd {
+    /// Finish, or roll back and refund, every save whose copier's lease lapsed (one pass of the
+    /// scheduled `save-reaper`; the local stack runs it every minute).
+    Reap,
+}
+
+/// Runs a `saves` command.
+pub async fn saves(app: &App, cmd: SavesCmd) -> Result<Value> {
+    let SavesCmd::Reap = cmd;
+    let deadline = joip::service::save_session::Deadline::new(None, 5 * 60 * 1000);
+    let reaped = joip::service::save_session::reap(app, deadline).await?;
+    Ok(serde_json::to_value(reaped)?)
+}

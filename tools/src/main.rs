@@ -49,6 +49,9 @@ enum Command {
     /// A user's activity log.
     #[command(subcommand)]
     Activity(commands::ActivityCmd),
+    /// Saves: one pass of the save reaper (what the scheduled `save-reaper` function does).
+    #[command(subcommand)]
+    Saves(commands::SavesCmd),
     /// The local stack: create resources, seed demo data.
     #[command(subcommand)]
     Local(local::LocalCmd),
@@ -103,6 +106,7 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<serde_json:
         Command::Media(cmd) => commands::media(app, cmd).await,
         Command::Community(cmd) => commands::community(app, cmd).await,
         Command::Activity(cmd) => commands::activity(app, cmd).await,
+        Command::Saves(cmd) => commands::saves(app, cmd).await,
         Command::Local(cmd) => local::run(&target, cmd).await,
     }
 }

@@ -31,6 +31,12 @@ impl Target {
                 loader.credentials_provider(Credentials::new("test", "test", None, None, "local"));
         }
         let sdk = loader.load().await;
+        // The local stack keeps its generated dev secret here (tools/common.sh).
+        if std::env::var_os("JOIP_DEV_TOKEN_SECRET").is_none() {
+            if let Ok(secret) = std::fs::read_to_string(".local/dev-token-secret") {
+                std::env::set_var("JOIP_DEV_TOKEN_SECRET", secret.trim());
+            }
+        }
         let mut config = Config::local_from_env()?;
         // One id per record keeps the operator's ids dense and predictable.
         config.id_block = 1;
@@ -68,7 +74,7 @@ impl Target {
             public_base_url: get("CommunityBaseUrl")?,
             local: None,
             // The CLI never lists pages, so it needs no cursor secret.
-            cursor_secret: Vec::new(),
+            cursor_secret: None,
             endpoint_url: None,
             copy_concurrency: joip::config::DEFAULT_COPY_CONCURRENCY,
             id_block: 1,

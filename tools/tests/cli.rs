@@ -6,7 +6,6 @@
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
 use joip::auth::verify_dev_token;
-use joip::config::local::DEV_TOKEN_SECRET;
 use serde_json::{json, Value};
 use std::process::Command;
 
@@ -175,7 +174,9 @@ fn sorted<'a>(keys: &[&'a str]) -> Vec<&'a str> {
 
 /// The user a dev token was minted for, if it verifies with the local secret.
 fn token_subject(token: &str) -> Option<String> {
-    verify_dev_token(DEV_TOKEN_SECRET.as_bytes(), token).map(|u| u.as_str().to_string())
+    let secret = std::env::var("JOIP_DEV_TOKEN_SECRET")
+        .expect("JOIP_DEV_TOKEN_SECRET is not set: run the tests with tools/test.sh");
+    verify_dev_token(secret.as_bytes(), token).map(|u| u.as_str().to_string())
 }
 
 /// `user create` with extra flags; returns the new user's id.

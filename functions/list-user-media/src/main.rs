@@ -6,6 +6,10 @@ use lambda_http::{service_fn, Error, Request};
 async fn main() -> Result<(), Error> {
     joip::telemetry::init();
     let app = joip::App::from_env().await?;
+    // Fail at start, not on the first paged request.
+    app.config
+        .cursor_key(joip::routes::list_user_media::CURSOR_PURPOSE)
+        .ok_or("JOIP_CURSOR_SECRET is not set")?;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(joip::routes::list_user_media::handle(app, req).await)

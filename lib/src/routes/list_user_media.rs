@@ -8,6 +8,8 @@ use crate::{auth, pagination, App};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
+/// What this route's cursors are for: their key is derived for this purpose alone.
+pub const CURSOR_PURPOSE: &str = "user-media";
 const ROUTE: &str = "list-user-media";
 const FAILED: &str = "Failed to fetch media";
 
@@ -27,7 +29,11 @@ async fn list(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
             .ok_or(AppError::BadRequest("Invalid limit"))?
             .min(MAX_PAGE_SIZE),
     };
-    let secret = &app.config.cursor_secret;
+    let key = app
+        .config
+        .cursor_key(CURSOR_PURPOSE)
+        .ok_or_else(|| AppError::internal(FAILED, "JOIP_CURSOR_SECRET is not set"))?;
+    let secret = &key[..];
     let after = query(req, "cursor")
         .map(|c| {
             pagination::open(secret, caller.as_str(), c)

@@ -87,7 +87,7 @@ pub async fn save_community_session(
         app.store.pricing_and_user(SESSION_CREATE, user),
     );
     if let Some(record) = record.map_err(internal)? {
-        return settle_existing(app, record, deadline).await;
+        return Box::pin(settle_existing(app, record, deadline)).await;
     }
 
     // Every refusal below is decided before the first write.
@@ -175,7 +175,12 @@ pub async fn save_community_session(
         }
     }
     match claimed.map_err(internal)? {
-        Ok(()) => match copy_and_complete(app, &record, &lease, &plan, false, deadline).await? {
+        // Boxed: the copy's future is large, and the request's would hold it inline twice.
+        Ok(()) => match Box::pin(copy_and_complete(
+            app, &record, &lease, &plan, false, deadline,
+        ))
+        .await?
+        {
             Copied::Complete => Ok(Saved {
                 session_id: id,
                 reused: false,
@@ -183,7 +188,7 @@ pub async fn save_community_session(
             // Another copier took the save over (this one stalled past its lease): it finishes.
             Copied::LeaseLost => {
                 let record = reread(app, &record).await?;
-                settle_existing(app, record, deadline)
+                Box::pin(settle_existing(app, record, deadline))
                     .await
                     .map(|saved| Saved {
                         reused: false,
@@ -201,7 +206,7 @@ pub async fn save_community_session(
                 .ok_or_else(|| {
                     AppError::internal(FAILED, "save record vanished after a lost claim")
                 })?;
-            settle_existing(app, record, deadline).await
+            Box::pin(settle_existing(app, record, deadline)).await
         }
         Err(ClaimRefused::InsufficientCredits) => {
             // Only the error body needs the balance; the decision was the transaction's.
@@ -310,7 +315,7 @@ async fn settle_existing(
                 .map_err(internal)?;
             if let Some(mine) = taken {
                 let plan = plan_of(app, &mine).await?;
-                if copy_and_complete(app, &mine, &lease, &plan, true, deadline).await?
+                if Box::pin(copy_and_complete(app, &mine, &lease, &plan, true, deadline)).await?
                     == Copied::Complete
                 {
                     return Ok(Saved {

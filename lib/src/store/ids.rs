@@ -1,7 +1,7 @@
 //! Numeric ids from atomic counters, reserved in blocks so no counter item is hot
 //! (one `ADD :n` per block, not one write per record).
 
-use super::{key, keys, n, StoreError};
+use super::{key, keys, n, retry_conflicts, StoreError};
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -42,18 +42,19 @@ impl IdAllocator {
         let mut ranges = self.ranges.lock().await;
         let range = ranges.entry(counter).or_insert((1, 0));
         if range.0 > range.1 {
-            let out = self
-                .db
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::counter(counter), keys::COUNTER)))
-                .update_expression("ADD #v :n")
-                .expression_attribute_names("#v", "value")
-                .expression_attribute_values(":n", n(self.block))
-                .return_values(ReturnValue::UpdatedNew)
-                .send()
-                .await
-                .map_err(|e| StoreError::new("reserve ids", e))?;
+            let out = retry_conflicts(|| {
+                self.db
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(keys::counter(counter), keys::COUNTER)))
+                    .update_expression("ADD #v :n")
+                    .expression_attribute_names("#v", "value")
+                    .expression_attribute_values(":n", n(self.block))
+                    .return_values(ReturnValue::UpdatedNew)
+                    .send()
+            })
+            .await
+            .map_err(|e| StoreError::new("reserve ids", e))?;
             let high = out
                 .attributes()
                 .and_then(|a| a.get("value"))

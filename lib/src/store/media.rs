@@ -1,7 +1,7 @@
 //! User media records: create, read, list by owner (GSI1, newest first).
 
 use super::items::MediaItem;
-use super::{from_item, keys, s, to_item, Item, Store, StoreError};
+use super::{from_item, keys, retry_conflicts, s, to_item, Item, Store, StoreError};
 use crate::domain::{MediaId, UserId};
 
 /// One page of an owner's media and where the next page starts (GSI1 sort key of the last item).
@@ -16,14 +16,17 @@ pub struct MediaPage {
 impl Store {
     /// Records a new media item; fails if the id exists.
     pub async fn create_media(&self, item: &MediaItem) -> Result<(), StoreError> {
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item("create media", item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| StoreError::new("create media", e))?;
+        let item = to_item("create media", item)?;
+        retry_conflicts(|| {
+            self.db
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+        })
+        .await
+        .map_err(|e| StoreError::new("create media", e))?;
         Ok(())
     }
 

@@ -300,13 +300,16 @@ impl Store {
         op: &'static str,
         item: &T,
     ) -> Result<(), StoreError> {
-        self.db
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(op, item)?))
-            .send()
-            .await
-            .map_err(|e| StoreError::new(op, e))?;
+        let item = to_item(op, item)?;
+        retry_conflicts(|| {
+            self.db
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .send()
+        })
+        .await
+        .map_err(|e| StoreError::new(op, e))?;
         Ok(())
     }
 
@@ -316,15 +319,17 @@ impl Store {
         pk: String,
         sk: &str,
     ) -> Result<bool, StoreError> {
-        let out = self
-            .db
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk, sk)))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| StoreError::new(op, e))?;
+        let key = key(pk, sk);
+        let out = retry_conflicts(|| {
+            self.db
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .return_values(ReturnValue::AllOld)
+                .send()
+        })
+        .await
+        .map_err(|e| StoreError::new(op, e))?;
         Ok(out.attributes.is_some())
     }
 

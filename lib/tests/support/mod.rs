@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 mod chaos;
+#[allow(unused_imports)] // not every test binary uses it
 pub use chaos::*;
 
 use aws_config::{BehaviorVersion, Region};
@@ -57,7 +58,7 @@ impl TestEnv {
             user_media_bucket: format!("user-media-{suffix}"),
             public_base_url: format!("{endpoint}/general-{suffix}"),
             local,
-            cursor_secret: b"test-cursor-secret".to_vec(),
+            cursor_secret: Some(b"test-cursor-secret".to_vec()),
             endpoint_url: Some(endpoint.clone()),
             copy_concurrency: 8,
             id_block: 4,
@@ -376,5 +377,42 @@ pub fn upload(
             bytes,
         },
         caption: caption.map(str::to_string),
+    }
+}
+
+/// Makes every CopyObject of the client it is on take `copy_ms` longer (the emulator holds the
+/// request: asynchronous for the caller, as a slow S3 is), and counts them in `counter`.
+#[derive(Debug, Clone)]
+pub struct Latency {
+    pub copy_ms: u64,
+    pub counter: FailNthCopy,
+}
+
+impl aws_sdk_s3::config::Intercept for Latency {
+    fn name(&self) -> &'static str {
+        "Latency"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.counter.read_before_execution(context, cfg)
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request_mut();
+        if request.headers().contains_key("x-amz-copy-source") {
+            request
+                .headers_mut()
+                .insert("x-joip-latency-ms", self.copy_ms.to_string());
+        }
+        Ok(())
     }
 }
