@@ -10,8 +10,9 @@ lock, so each write (and each transaction) is applied atomically, as on AWS.
 
 Overlapping transactions. That lock alone would mean no transaction ever overlaps another, which
 DynamoDB does not promise. A TransactWriteItems first marks every item it names (table + primary
-key) as in flight, stays in flight for a short window outside the lock, then applies under the lock
-and unmarks. As on AWS:
+key) as in flight, stays in flight for a short window outside the lock, unmarks, then applies under
+the lock (in flight for the window only, as a DynamoDB transaction is for tens of milliseconds, not
+for however long a busy emulator queues it for the lock). As on AWS:
   * a TransactWriteItems naming an item that another transaction or a single-item write has marked
     is cancelled at once (TransactionCanceledException, one reason per action, TransactionConflict
     for the marked ones); so is a TransactGetItems;
@@ -545,20 +546,24 @@ class Emulator:
                 return _cancelled(environ, start_response, taken)
             try:
                 time.sleep(window)  # in flight, outside the lock: others may run meanwhile
-                return self._apply(environ, start_response)
             finally:
+                # In flight for the window only, as on DynamoDB (tens of ms), not for however long
+                # this busy emulator keeps it queued for the lock; the lock keeps it atomic.
                 self.inflight.end_transaction(items)
+            return self._apply(environ, start_response)
         if op == "TransactGetItems":
             taken = self.inflight.taken(items)
             if any(taken):
                 return _cancelled(environ, start_response, taken)
         if op in SINGLE_WRITES or op == "BatchWriteItem":
-            if not self.inflight.begin_write(items):
-                return _conflict(environ, start_response)
-            try:
-                return self._apply(environ, start_response)
-            finally:
-                self.inflight.end_write(items)
+            # Marked while it applies (under the lock), not while it waits for it.
+            with self.dynamodb:
+                if not self.inflight.begin_write(items):
+                    return _conflict(environ, start_response)
+                try:
+                    return [b"".join(self.app(environ, start_response))]
+                finally:
+                    self.inflight.end_write(items)
         return self._apply(environ, start_response)
 
     @staticmethod

@@ -100,6 +100,7 @@ fn admin(stack: &Stack, args: &[&str]) -> (i32, Value, String) {
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
+        .env("JOIP_DEV_TOKEN_SECRET", dev_secret())
         .env("JOIP_TABLE", &stack.table)
         .env("JOIP_GENERAL_BUCKET", &stack.general_bucket)
         .env("JOIP_USER_MEDIA_BUCKET", &stack.user_media_bucket)
@@ -172,11 +173,15 @@ fn sorted<'a>(keys: &[&'a str]) -> Vec<&'a str> {
     keys
 }
 
+/// The local stack's dev-token secret, as tools/test.sh exports it.
+fn dev_secret() -> String {
+    std::env::var("JOIP_DEV_TOKEN_SECRET")
+        .expect("JOIP_DEV_TOKEN_SECRET is not set: run the tests with tools/test.sh")
+}
+
 /// The user a dev token was minted for, if it verifies with the local secret.
 fn token_subject(token: &str) -> Option<String> {
-    let secret = std::env::var("JOIP_DEV_TOKEN_SECRET")
-        .expect("JOIP_DEV_TOKEN_SECRET is not set: run the tests with tools/test.sh");
-    verify_dev_token(secret.as_bytes(), token).map(|u| u.as_str().to_string())
+    verify_dev_token(dev_secret().as_bytes(), token).map(|u| u.as_str().to_string())
 }
 
 /// `user create` with extra flags; returns the new user's id.

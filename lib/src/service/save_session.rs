@@ -47,10 +47,14 @@ pub struct Saved {
     pub reused: bool,
 }
 
-/// When a request must have answered: no copy starts later than [`COPY_DEADLINE_MARGIN_MS`]
-/// before it, and nobody waits past it.
+/// When a request must have answered: nobody waits past it, and no copy starts in its last
+/// stretch ([`COPY_DEADLINE_MARGIN_MS`], or a quarter of the time left for a short-lived
+/// invocation, e.g. `cargo lambda watch`'s default timeout of a few seconds).
 #[derive(Clone, Copy, Debug)]
-pub struct Deadline(Instant);
+pub struct Deadline {
+    end: Instant,
+    last_copy_start: Instant,
+}
 
 impl Deadline {
     /// The earlier of the Lambda invocation's deadline (epoch ms, from its context) and
@@ -60,16 +64,21 @@ impl Deadline {
         let budget = now + Duration::from_millis(budget_ms);
         let lambda = lambda_deadline_ms
             .map(|d| now + Duration::from_millis(d.saturating_sub(now_millis().max(0) as u64)));
-        Self(lambda.map_or(budget, |l| l.min(budget)))
+        let end = lambda.map_or(budget, |l| l.min(budget));
+        let margin = Duration::from_millis(COPY_DEADLINE_MARGIN_MS).min((end - now) / 4);
+        Self {
+            end,
+            last_copy_start: end - margin,
+        }
     }
 
     /// Whether a new copy may still start.
     fn may_start_copy(&self) -> bool {
-        Instant::now() + Duration::from_millis(COPY_DEADLINE_MARGIN_MS) < self.0
+        Instant::now() < self.last_copy_start
     }
 
     fn passed(&self) -> bool {
-        Instant::now() >= self.0
+        Instant::now() >= self.end
     }
 }
 

@@ -153,11 +153,12 @@ single_write_conflict!(
     delete_item::DeleteItemError
 );
 
-/// Attempts at one write that keeps meeting conflicts before the conflict is reported.
-const CONFLICT_ATTEMPTS: u32 = 10;
+/// Attempts at one write that keeps meeting conflicts before the conflict is reported (about 6 s
+/// of backoff in all at most: within a request's budget, far above any real contention).
+const CONFLICT_ATTEMPTS: u32 = 14;
 
 /// Sends a write again while it meets a `TransactionConflict`, with full-jitter exponential
-/// backoff (10 ms doubling to 640 ms; about 2.5 s at most in all), so that a double-click or two
+/// backoff (10 ms doubling to 640 ms), so that a double-click or two
 /// saves racing on one balance both settle instead of failing.
 pub(crate) async fn retry_conflicts<T, E, F, Fut>(mut send: F) -> Result<T, E>
 where
