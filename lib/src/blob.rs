@@ -303,6 +303,48 @@ impl Blob {
         }
     }
 
+    /// The first `n` bytes of an object (all of it if shorter).
+    pub async fn get_range(&self, bucket: &str, key: &str, n: u64) -> Result<Vec<u8>, BlobError> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", n.max(1) - 1))
+            .send()
+            .await
+            .map_err(|e| {
+                let permanent = source_gone(&e);
+                BlobError::new("get range", bucket, key, e, permanent)
+            })?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| BlobError::new("read", bucket, key, e, false))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    /// A presigned GET of an object, valid for `ttl`.
+    pub async fn presigned_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, BlobError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+            .map_err(|e| BlobError::new("presign", bucket, key, e, false))?;
+        let request = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| BlobError::new("presign", bucket, key, e, false))?;
+        Ok(request.uri().to_string())
+    }
+
     /// Every object under `prefix`, by key.
     pub async fn list(
         &self,

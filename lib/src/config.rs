@@ -51,6 +51,11 @@ pub const SESSION_MEDIA_PREFIX: &str = "sessions/";
 /// faults; DynamoDB's own SDKs default to more than the generic 3.
 pub const DEFAULT_SDK_MAX_ATTEMPTS: u32 = 6;
 
+/// Most tags one community copy may carry.
+pub const DEFAULT_MAX_TAGS: usize = 10;
+/// How long a resolved share link's presigned URL stays valid.
+pub const DEFAULT_LINK_TTL_S: u64 = 300;
+
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -81,6 +86,10 @@ pub struct Config {
     pub save_give_up_ms: u64,
     /// See [`DEFAULT_SDK_MAX_ATTEMPTS`].
     pub sdk_max_attempts: u32,
+    /// See [`DEFAULT_MAX_TAGS`].
+    pub max_tags: usize,
+    /// See [`DEFAULT_LINK_TTL_S`].
+    pub link_ttl_s: u64,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -195,6 +204,8 @@ impl Config {
             save_give_up_ms: number("JOIP_SAVE_GIVE_UP_MS", DEFAULT_SAVE_GIVE_UP_MS)?,
             sdk_max_attempts: number("JOIP_SDK_MAX_ATTEMPTS", DEFAULT_SDK_MAX_ATTEMPTS.into())?
                 .min(20) as u32,
+            max_tags: number("JOIP_MAX_TAGS", DEFAULT_MAX_TAGS as u64)?.min(100) as usize,
+            link_ttl_s: number("JOIP_LINK_TTL_S", DEFAULT_LINK_TTL_S)?.min(7 * 24 * 3600),
         })
     }
 }

@@ -15,6 +15,9 @@ pub enum AppError {
     /// 400 with `{"message": ..}`.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// 400 with a message built from the input (e.g. which tags are unknown).
+    #[error("bad request: {0}")]
+    Invalid(String),
     /// 404 with `{"message": ..}`.
     #[error("not found: {0}")]
     NotFound(&'static str),
@@ -64,6 +67,7 @@ impl AppError {
         match self {
             Self::Unauthorized => (401, json!({ "message": "Unauthorized" })),
             Self::BadRequest(m) => (400, json!({ "message": m })),
+            Self::Invalid(m) => (400, json!({ "message": m })),
             Self::NotFound(m) => (404, json!({ "message": m })),
             Self::Forbidden(m) => (403, json!({ "message": m })),
             Self::Unprocessable(m) => (422, json!({ "message": m })),

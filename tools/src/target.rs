@@ -82,6 +82,8 @@ impl Target {
             request_budget_ms: joip::config::DEFAULT_REQUEST_BUDGET_MS,
             save_give_up_ms: joip::config::DEFAULT_SAVE_GIVE_UP_MS,
             sdk_max_attempts: joip::config::DEFAULT_SDK_MAX_ATTEMPTS,
+            max_tags: joip::config::DEFAULT_MAX_TAGS,
+            link_ttl_s: joip::config::DEFAULT_LINK_TTL_S,
         };
         Ok(Self {
             app: App::new(config, &sdk),

@@ -34,8 +34,13 @@ pub async fn record_media(
         share_code: None,
         community_media_id: None,
     };
-    store.create_media(&item).await?;
-    Ok(item)
+    match store.create_media_at_path(&item).await? {
+        crate::store::Written::Done => Ok(item),
+        crate::store::Written::Stale => Err(StoreError::corrupt(
+            "record media",
+            format!("{file_path} already has a media record"),
+        )),
+    }
 }
 
 /// Where in the user-media bucket a user's upload named `file_name` goes.

@@ -62,8 +62,12 @@ impl Deadline {
     pub fn new(lambda_deadline_ms: Option<u64>, budget_ms: u64) -> Self {
         let now = Instant::now();
         let budget = now + Duration::from_millis(budget_ms);
+        // A deadline already (nearly) past when the request starts is no real Lambda's: cargo
+        // lambda watch starts its clock before it builds the function. The budget stands in.
         let lambda = lambda_deadline_ms
-            .map(|d| now + Duration::from_millis(d.saturating_sub(now_millis().max(0) as u64)));
+            .map(|d| d.saturating_sub(now_millis().max(0) as u64))
+            .filter(|left| *left > 1_000)
+            .map(|left| now + Duration::from_millis(left));
         let end = lambda.map_or(budget, |l| l.min(budget));
         let margin = Duration::from_millis(COPY_DEADLINE_MARGIN_MS).min((end - now) / 4);
         Self {

@@ -208,20 +208,20 @@ pub struct ActivityItem {
     pub at: String,
 }
 
-/// Where a community copy is in its life: `processing` until published, then `ready`; `failed`
-/// records are never shown.
+/// Where a community copy is in its life: `pending` until the watermark function publishes it,
+/// then `ready`; `failed` records are never shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommunityStatus {
-    /// Waiting for the watermark function.
-    Processing,
-    /// Public.
+    /// Waiting for the watermark function (its source is in the staging prefix).
+    Pending,
+    /// Public: the object is at `key` and the record is in the feed.
     Ready,
-    /// Could not be published.
+    /// Could not be published; never listed, never served.
     Failed,
 }
 
-/// The community copy of a shared media item.
+/// The community copy of a shared media item: independent of the original once made.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
@@ -233,9 +233,96 @@ pub struct CommunityMediaItem {
     pub owner_id: UserId,
     pub status: CommunityStatus,
     pub bucket: String,
+    /// The public object's key (under `community/`), present once published.
     pub key: String,
+    /// Where the watermark function reads the original from while `pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_key: Option<String>,
     pub url: String,
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+    pub mime_type: String,
     #[serde(default)]
     pub tags: Vec<String>,
     pub created_at: String,
+    pub created_at_ms: i64,
+    /// Bumped by every change of tags or state: writers condition on the version they read.
+    pub version: u64,
+    /// The feed index (sharded), present only while `ready`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+/// One tag of a community record, with the record's public fields so a tag's feed reads in one
+/// query. In the tag's feed index only while the record is `ready`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct CommunityTagItem {
+    pub pk: String,
+    pub sk: String,
+    pub slug: String,
+    pub community_media_id: u64,
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+    pub mime_type: String,
+    pub tags: Vec<String>,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+/// What the community feed shows of a record (read from records and tag items alike).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct FeedEntry {
+    pub community_media_id: u64,
+    pub url: String,
+    #[serde(rename = "type")]
+    pub kind: MediaKind,
+    pub mime_type: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub created_at: String,
+    pub gsi1sk: String,
+}
+
+/// The one community copy a media item may have (DESIGN invariant 3): put with
+/// `attribute_not_exists` in the transaction that creates the record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct CommunityMarker {
+    pub pk: String,
+    pub sk: String,
+    pub community_media_id: u64,
+}
+
+/// A share code and the media it opens (unique by a conditional put).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct ShareCodeItem {
+    pub pk: String,
+    pub sk: String,
+    pub share_code: String,
+    pub media_id: MediaId,
+    pub owner_id: UserId,
+    pub created_at: String,
+}
+
+/// The media record of an object path (one record per path, created exactly once).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct MediaPathItem {
+    pub pk: String,
+    pub sk: String,
+    pub media_id: MediaId,
 }

@@ -86,8 +86,52 @@ pub const COUNTER: &str = "COUNTER";
 pub fn community(id: u64) -> String {
     format!("COMMUNITY#{id}")
 }
-/// Sort key of a community media record.
+/// Sort key of a community media record, and of a media item's community marker (in the media's
+/// partition).
 pub const COMMUNITY: &str = "COMMUNITY";
+/// Sort key of a community record's tag assignment (`TAG#{slug}`, as canonical tags).
+pub fn community_tag(slug: &str) -> String {
+    tag(slug)
+}
+
+/// `SHARE#{code}`: a share code.
+pub fn share(code: &str) -> String {
+    format!("SHARE#{code}")
+}
+/// Sort key of a share code item.
+pub const SHARE: &str = "SHARE";
+
+/// `PATH#{key}`: the media record of an object in the user-media bucket.
+pub fn media_path(file_path: &str) -> String {
+    format!("PATH#{file_path}")
+}
+/// Sort key of a media path item.
+pub const PATH: &str = "PATH";
+
+/// Shards of the community feed index: no single partition takes every public item (or every item
+/// of one tag); reads merge them.
+pub const FEED_SHARDS: u64 = 8;
+/// GSI1 partition of the whole feed, shard of community record `id`.
+pub fn feed(id: u64) -> String {
+    format!("FEED#{}", id % FEED_SHARDS)
+}
+/// GSI1 partition of one tag's feed, shard of community record `id`.
+pub fn tag_feed(slug: &str, id: u64) -> String {
+    format!("FEED#{slug}#{}", id % FEED_SHARDS)
+}
+/// Every shard partition of the feed (`tag` or the whole feed).
+pub fn feed_shards(tag: Option<&str>) -> Vec<String> {
+    (0..FEED_SHARDS)
+        .map(|shard| match tag {
+            Some(slug) => tag_feed(slug, shard),
+            None => feed(shard),
+        })
+        .collect()
+}
+/// GSI1 sort key in the feed: creation time then id, fixed width so text order is time order.
+pub fn feed_sort(created_ms: i64, id: u64) -> String {
+    format!("{created_ms:015}#{id:016}")
+}
 
 /// Shards of the sparse index of saves still copying: enough that no single index partition is
 /// hot, few enough that the reaper reads them all each minute.

@@ -8,6 +8,7 @@ pub mod schema;
 mod media;
 mod records;
 mod saves;
+mod shares;
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,6 +19,7 @@ pub use ids::IdAllocator;
 pub use media::MediaPage;
 pub use records::media_chunks;
 pub use saves::{ClaimRefused, Settled};
+pub use shares::Written;
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;

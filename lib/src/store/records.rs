@@ -271,6 +271,11 @@ impl Store {
         self.put("log activity", &item).await
     }
 
+    /// Writes an activity entry built by a use case.
+    pub async fn put_activity(&self, entry: &ActivityItem) -> Result<(), StoreError> {
+        self.put("log activity", entry).await
+    }
+
     /// A user's activity, oldest first.
     pub async fn activity(&self, user: &UserId) -> Result<Vec<ActivityItem>, StoreError> {
         self.query_partition("list activity", keys::user(user), keys::ACTIVITY_PREFIX)

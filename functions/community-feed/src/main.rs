@@ -1,0 +1,18 @@
+//! `GET /api/community/media` (public).
+
+use lambda_http::{service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    joip::telemetry::init();
+    let app = joip::App::from_env().await?;
+    // Fail at start, not on the first paged request.
+    app.config
+        .cursor_key(joip::service::community::FEED_CURSOR_PURPOSE)
+        .ok_or("JOIP_CURSOR_SECRET is not set")?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(joip::routes::community_feed::handle(app, req).await)
+    }))
+    .await
+}

@@ -1,0 +1,14 @@
+//! `POST /api/user/media/share`.
+
+use lambda_http::{service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    joip::telemetry::init();
+    let app = joip::App::from_env().await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(joip::routes::share_media_by_path::handle(app, req).await)
+    }))
+    .await
+}
