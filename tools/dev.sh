@@ -34,7 +34,11 @@ token() { python3 -c 'import json,sys; print(json.load(open(".local/demo.json"))
 TOKEN1=$(token 0)
 TOKEN2=$(token 1)
 BASE="http://127.0.0.1:$API_PORT"
-SESSION=$(python3 -c 'import json; print(json.load(open(".local/demo.json"))["communitySessionId"])')
+demo() { python3 -c 'import json,sys; print(json.load(open(".local/demo.json"))[sys.argv[1]])' "$1"; }
+SESSION=$(demo communitySessionId)
+MEDIA=$(demo mediaId)
+GIF=$(demo gifMediaId)
+CODE=$(demo gifShareCode)
 
 log "running the save reaper every minute (as EventBridge runs save-reaper; log: .local/reaper.log)"
 ( while sleep 60; do "$ADMIN" saves reap >>.local/reaper.log 2>&1 || true; done ) &
@@ -60,6 +64,14 @@ cat <<INFO
     curl -s -H "Authorization: Bearer \$TOKEN1" $BASE/api/user/media
     curl -s -H "Authorization: Bearer \$TOKEN1" "$BASE/api/user/media?limit=1"
     curl -s -X POST -H "Authorization: Bearer \$TOKEN2" $BASE/api/community/sessions/$SESSION/save
+    curl -s -X POST -H "Authorization: Bearer \$TOKEN1" -H 'content-type: application/json' \
+         -d '{"tags":["brunette","solo"],"policyAgreed":true}' $BASE/api/media/$MEDIA/share
+    curl -s -X POST -H "Authorization: Bearer \$TOKEN1" -d '{"tags":["outdoor"]}' $BASE/api/media/$GIF/share
+    curl -s -X POST -H "Authorization: Bearer \$TOKEN1" -d '{"shareToCommunity":false}' $BASE/api/media/$MEDIA/share
+    curl -s -X DELETE -H "Authorization: Bearer \$TOKEN1" $BASE/api/media/$MEDIA/share
+    curl -s $BASE/api/shared/media/$CODE                  # public: a presigned link to the original
+    curl -s "$BASE/api/community/media?limit=10"           # public: the community feed
+    curl -s "$BASE/api/community/media?tag=outdoor"
     curl -s -i $BASE/api/user/media        # no token: 401
     target/debug/joip-admin user show demo-user-2
     target/debug/joip-admin saves reap      # what the per-minute reaper does, now

@@ -166,6 +166,20 @@ fn sample_events_invoke_through_watch() {
         ("save-community-session", "invalid-id.json", 400),
         ("save-community-session", "not-found.json", 404),
         ("save-community-session", "no-identity.json", 401),
+        ("share-media", "invalid-id.json", 400),
+        ("share-media", "bad-body.json", 400),
+        ("share-media", "not-found.json", 404),
+        ("share-media", "no-identity.json", 401),
+        ("unshare-media", "not-found.json", 404),
+        ("unshare-media", "no-identity.json", 401),
+        ("share-media-by-path", "invalid-path.json", 400),
+        ("share-media-by-path", "not-found.json", 404),
+        ("share-media-by-path", "no-identity.json", 401),
+        ("resolve-shared-media", "unknown-code.json", 404),
+        ("resolve-shared-media", "malformed-code.json", 404),
+        ("community-feed", "ok.json", 200),
+        ("community-feed", "by-tag.json", 200),
+        ("community-feed", "bad-limit.json", 400),
     ];
     for (function, file, status) in cases {
         let out = std::process::Command::new("cargo")

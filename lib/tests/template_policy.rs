@@ -71,7 +71,222 @@ const FUNCTIONS: &[Function] = &[
         binary: "save-reaper",
         scenarios: |run| Box::pin(save_reaper(run)),
     },
+    Function {
+        binary: "share-media",
+        scenarios: |run| Box::pin(share_media(run)),
+    },
+    Function {
+        binary: "unshare-media",
+        scenarios: |run| Box::pin(unshare_media(run)),
+    },
+    Function {
+        binary: "share-media-by-path",
+        scenarios: |run| Box::pin(share_media_by_path(run)),
+    },
+    Function {
+        binary: "resolve-shared-media",
+        scenarios: |run| Box::pin(resolve_shared_media(run)),
+    },
+    Function {
+        binary: "community-feed",
+        scenarios: |run| Box::pin(community_feed(run)),
+    },
 ];
+
+const GIF: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+
+/// Canonical tags and a user with a GIF (copied as is) and a PNG upload (watermarked).
+async fn sharer(run: &Run) -> (UserId, joip::domain::MediaId, joip::domain::MediaId) {
+    let env = &run.env;
+    for slug in ["solo", "artistic"] {
+        env.app.store.put_tag(slug, slug).await.expect("tag");
+    }
+    let user = env.user(0, false).await;
+    let upload = |name: &'static str, bytes: &'static [u8]| {
+        joip::service::media::upload_media(
+            &env.app,
+            &user,
+            name,
+            bytes.to_vec(),
+            MediaSource::Upload,
+            None,
+        )
+    };
+    let gif = upload("loop.gif", GIF).await.expect("gif");
+    let png = upload("p.png", PNG).await.expect("png");
+    (user.clone(), gif.media_id, png.media_id)
+}
+
+/// Shares media `id` through `POST /api/media/{id}/share`, or by its path through
+/// `POST /api/user/media/share` when `by_path`.
+async fn post_share(
+    run: &Run,
+    app: &App,
+    user: &UserId,
+    id: joip::domain::MediaId,
+    body: Value,
+) -> (u16, Value) {
+    send_share(run, app, user, id, body, false).await
+}
+
+async fn send_share(
+    run: &Run,
+    app: &App,
+    user: &UserId,
+    id: joip::domain::MediaId,
+    mut body: Value,
+    by_path: bool,
+) -> (u16, Value) {
+    if by_path {
+        let media = run
+            .env
+            .app
+            .store
+            .media(id)
+            .await
+            .expect("read")
+            .expect("media");
+        body["filePath"] = json!(media.file_path);
+        let request = Event::new("POST", "/api/user/media/share", "/api/user/media/share")
+            .caller(user.as_str())
+            .body(&body.to_string())
+            .request();
+        return read(Box::pin(joip::routes::share_media_by_path::handle(app, request)).await);
+    }
+    let path = format!("/api/media/{id}/share");
+    let request = Event::new("POST", "/api/media/{id}/share", &path)
+        .path_params(json!({ "id": id.to_string() }))
+        .caller(user.as_str())
+        .body(&body.to_string())
+        .request();
+    read(Box::pin(joip::routes::share_media::handle(app, request)).await)
+}
+
+/// Both share routes: a GIF to the community (copied to its public key), retagged, taken out of
+/// it; an upload image (to the staging prefix) and taken out; a large copy in parts failing once
+/// (aborted) for each prefix; a missing original.
+async fn share_sequence(run: &Run, by_path: bool) {
+    let (user, gif, png) = sharer(run).await;
+    let tags = |t: &[&str]| json!({ "shareToCommunity": true, "tags": t, "policyAgreed": true });
+    for (id, body) in [
+        (gif, tags(&["solo"])),
+        (gif, tags(&["artistic"])),
+        (gif, json!({ "shareToCommunity": false })),
+        (png, tags(&["solo"])),
+        (png, json!({ "shareToCommunity": false })),
+    ] {
+        let (status, answer) = send_share(run, &run.app, &user, id, body, by_path).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut multipart = run.app.clone();
+    multipart.blob = multipart.blob.clone().with_copy_limits(1, 5 * MIB);
+    for id in [gif, png] {
+        run.recorder.fail_nth("UploadPartCopy", 1);
+        let (status, _) = send_share(run, &multipart, &user, id, tags(&["solo"]), by_path).await;
+        assert_eq!(status, 500);
+    }
+    let env = &run.env;
+    let gone = env
+        .app
+        .store
+        .media(gif)
+        .await
+        .expect("read")
+        .expect("media");
+    env.app
+        .blob
+        .delete(&env.app.config.user_media_bucket, &gone.file_path)
+        .await
+        .expect("delete");
+    let (status, _) = send_share(run, &run.app, &user, gif, tags(&["solo"]), by_path).await;
+    assert_eq!(status, if by_path { 404 } else { 500 });
+}
+
+async fn share_media(run: &Run) {
+    share_sequence(run, false).await;
+}
+
+/// `DELETE /api/media/{id}/share`: of a shared upload image (record, tags, staging object, code)
+/// and again (idempotent).
+async fn unshare_media(run: &Run) {
+    let (user, _, png) = sharer(run).await;
+    let body = json!({ "tags": ["solo"], "policyAgreed": true });
+    assert_eq!(post_share(run, &run.env.app, &user, png, body).await.0, 200);
+    for _ in 0..2 {
+        let path = format!("/api/media/{png}/share");
+        let request = Event::new("DELETE", "/api/media/{id}/share", &path)
+            .path_params(json!({ "id": png.to_string() }))
+            .caller(user.as_str())
+            .request();
+        let (status, body) =
+            read(Box::pin(joip::routes::unshare_media::handle(&run.app, request)).await);
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// `POST /api/user/media/share`: an object uploaded straight to S3 (record created from HEAD and
+/// its first bytes), a path with no object, then everything the share route does, by path.
+async fn share_media_by_path(run: &Run) {
+    let (user, _, _) = sharer(run).await;
+    let env = &run.env;
+    let path = format!("users/{user}/direct/loop.gif");
+    env.app
+        .blob
+        .put(
+            &env.app.config.user_media_bucket,
+            &path,
+            GIF.to_vec(),
+            "image/gif",
+        )
+        .await
+        .expect("put");
+    let share = |file_path: String| {
+        let request = Event::new("POST", "/api/user/media/share", "/api/user/media/share")
+            .caller(user.as_str())
+            .body(&json!({ "filePath": file_path, "tags": ["solo"] }).to_string())
+            .request();
+        async move { read(Box::pin(joip::routes::share_media_by_path::handle(&run.app, request)).await) }
+    };
+    assert_eq!(share(path).await.0, 200);
+    assert_eq!(share(format!("users/{user}/direct/none.gif")).await.0, 404);
+    share_sequence(run, true).await;
+}
+
+/// `GET /api/shared/media/{code}`: a live code (presigned GET), an unknown one.
+async fn resolve_shared_media(run: &Run) {
+    let (user, gif, _) = sharer(run).await;
+    let body = json!({ "shareToCommunity": false });
+    let (_, shared) = post_share(run, &run.env.app, &user, gif, body).await;
+    let code = shared["shareCode"].as_str().expect("code").to_string();
+    for (code, want) in [(code, 200), (uuid::Uuid::new_v4().to_string(), 404)] {
+        let path = format!("/api/shared/media/{code}");
+        let request = Event::new("GET", "/api/shared/media/{code}", &path)
+            .path_params(json!({ "code": code }))
+            .request();
+        let (status, body) = read(
+            Box::pin(joip::routes::resolve_shared_media::handle(
+                &run.app, request,
+            ))
+            .await,
+        );
+        assert_eq!(status, want, "{body}");
+    }
+}
+
+/// `GET /api/community/media`: the whole feed, one tag's, and the next page.
+async fn community_feed(run: &Run) {
+    let (user, gif, _) = sharer(run).await;
+    let body = json!({ "tags": ["solo"] });
+    assert_eq!(post_share(run, &run.env.app, &user, gif, body).await.0, 200);
+    for query in [vec![], vec![("tag", "solo")], vec![("limit", "1")]] {
+        let request = Event::new("GET", "/api/community/media", "/api/community/media")
+            .query(&query)
+            .request();
+        let (status, body) =
+            read(Box::pin(joip::routes::community_feed::handle(&run.app, request)).await);
+        assert_eq!(status, 200, "{body}");
+    }
+}
 
 const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
 const PNG: &[u8] = include_bytes!("../../tools/demo/demo-upload.png");

@@ -114,6 +114,9 @@ pub enum MediaCmd {
     },
     /// Show a media record.
     Show { media_id: String },
+    /// Delete a media record and its original object (the vault delete). Its share link stops
+    /// working; its community copy stays (community copies are independent of the original).
+    Delete { media_id: String },
 }
 
 #[derive(Subcommand)]
@@ -407,6 +410,23 @@ pub async fn media(app: &App, cmd: MediaCmd) -> Result<Value> {
                 "shareCode": m.share_code,
                 "communityMediaId": m.community_media_id,
             }))
+        }
+        MediaCmd::Delete { media_id } => {
+            let id = MediaId(positive(&media_id, "media id")?);
+            let m = app
+                .store
+                .media(id)
+                .await?
+                .ok_or_else(|| anyhow!("no media {id}"))?;
+            // The record first: a crash between the two leaves an unlisted object, never a
+            // record pointing at nothing.
+            app.store.delete_media(&m).await?;
+            app.blob
+                .delete(&app.config.user_media_bucket, &m.file_path)
+                .await?;
+            Ok(
+                json!({ "mediaId": m.media_id, "deleted": true, "communityMediaId": m.community_media_id }),
+            )
         }
     }
 }

@@ -234,6 +234,30 @@ async fn seed(target: &Target) -> Result<Value> {
         None,
     )
     .await?;
+    // Shared as the web client would: the upload to the community (pending until the watermark
+    // function publishes it), and a generated GIF straight to the feed.
+    let share = |tags: &[&str]| joip::service::share::ShareRequest {
+        share_to_community: true,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        policy_agreed: true,
+    };
+    let shared_upload =
+        joip::service::share::share_media(app, &alice, media.media_id, &share(&["solo"]))
+            .await
+            .map_err(|e| anyhow::anyhow!("sharing the demo upload: {e}"))?;
+    let gif = upload_media(
+        app,
+        &alice,
+        "demo-loop.gif",
+        DEMO_LOOP.to_vec(),
+        MediaSource::SmartCaption,
+        None,
+    )
+    .await?;
+    let shared_gif =
+        joip::service::share::share_media(app, &alice, gif.media_id, &share(&["artistic"]))
+            .await
+            .map_err(|e| anyhow::anyhow!("sharing the demo GIF: {e}"))?;
     let summary = json!({
         "users": [
             { "userId": alice, "credits": 100, "isPremium": true },
@@ -241,6 +265,10 @@ async fn seed(target: &Target) -> Result<Value> {
         ],
         "communitySessionId": session,
         "mediaId": media.media_id,
+        "shareCode": shared_upload.share_code,
+        "gifMediaId": gif.media_id,
+        "gifShareCode": shared_gif.share_code,
+        "gifCommunityMediaId": shared_gif.community.map(|(id, _)| id),
         "tags": DEMO_TAGS,
     });
     db.put_item()

@@ -163,14 +163,21 @@ pub async fn share_media_by_path(
     if !is_own_path(caller, file_path) {
         return Err(AppError::BadRequest(INVALID_PATH));
     }
-    let id = match app
+    // The object must exist, whether or not it has a record yet.
+    let info = app
+        .blob
+        .head(&app.config.user_media_bucket, file_path)
+        .await
+        .map_err(failed)?
+        .ok_or(AppError::NotFound(NOT_FOUND))?;
+    let known = app
         .store
         .media_id_by_path(file_path)
         .await
-        .map_err(failed)?
-    {
+        .map_err(failed)?;
+    let id = match known {
         Some(id) => id,
-        None => record_path(app, caller, file_path).await?,
+        None => record_path(app, caller, file_path, info.size).await?,
     };
     share_media(app, caller, id, request).await
 }
@@ -198,10 +205,13 @@ pub fn is_own_path(caller: &UserId, path: &str) -> bool {
 
 /// Creates the media record of an object the client uploaded straight to S3: size from HEAD,
 /// type from the first bytes. Concurrent callers get one record.
-async fn record_path(app: &App, caller: &UserId, file_path: &str) -> Result<MediaId, AppError> {
+async fn record_path(
+    app: &App,
+    caller: &UserId,
+    file_path: &str,
+    size: u64,
+) -> Result<MediaId, AppError> {
     let bucket = &app.config.user_media_bucket;
-    let head = app.blob.head(bucket, file_path).await.map_err(failed)?;
-    let info = head.ok_or(AppError::NotFound(NOT_FOUND))?;
     let first = app
         .blob
         .get_range(bucket, file_path, SNIFF_BYTES)
@@ -226,7 +236,7 @@ async fn record_path(app: &App, caller: &UserId, file_path: &str) -> Result<Medi
         file_path: file_path.into(),
         source: MediaSource::Upload.as_str().into(),
         mime_type: mime.into(),
-        size: info.size,
+        size,
         created_at: rfc3339_millis(created),
         created_at_ms: created,
         is_shared: false,
