@@ -379,6 +379,30 @@ impl Blob {
         }
     }
 
+    /// Local stand-in for CloudFront: lets anyone GET the general bucket's `community/` objects
+    /// (and nothing else: staging stays private), so a `communityUrl` answers on the emulator as
+    /// it does through CloudFront. Deployed, template.yaml grants CloudFront alone.
+    pub async fn serve_community_publicly(&self, bucket: &str) -> Result<(), BlobError> {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "LocalCommunityReads",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": format!("arn:aws:s3:::{bucket}/{}*", crate::service::share::COMMUNITY_PREFIX),
+            }]
+        });
+        self.s3
+            .put_bucket_policy()
+            .bucket(bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .map_err(|e| BlobError::new("put bucket policy", bucket, "", e, false))?;
+        Ok(())
+    }
+
     /// The underlying client.
     pub fn client(&self) -> &Client {
         &self.s3

@@ -72,6 +72,10 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
             }
         }
     }
+    app.blob
+        .serve_community_publicly(&app.config.general_bucket)
+        .await
+        .context("letting community objects be read as CloudFront serves them")?;
     let sqs = aws_sdk_sqs::Client::new(&target.sdk);
     let dlq_url = sqs
         .create_queue()

@@ -83,6 +83,10 @@ impl TestEnv {
                 .await
                 .expect("create bucket");
         }
+        app.blob
+            .serve_community_publicly(&app.config.general_bucket)
+            .await
+            .expect("community reads");
         Self { app, sdk }
     }
 
