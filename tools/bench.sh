@@ -12,3 +12,4 @@ start_emulator "$PORT" target/test-logs/bench-emulator.log
 use_emulator "$PORT"
 export JOIP_TEST_ENDPOINT="$AWS_ENDPOINT_URL"
 cargo bench -p joip --bench save_session
+cargo bench -p joip --bench share

@@ -33,6 +33,8 @@ pub const FAILED: &str = "Failed to share media";
 pub const FAILED_UNSHARE: &str = "Failed to unshare media";
 /// 400 for a by-path share whose path is not a well-formed key of the caller's.
 pub const INVALID_PATH: &str = "Invalid file path";
+/// 400 when the bytes are no format the community may serve (JPEG, PNG, WebP, GIF, video).
+pub const NOT_PUBLISHABLE: &str = "This file type cannot be shared to the community";
 /// Feature key of share activity entries.
 pub const MEDIA_GALLERY: &str = "media_gallery";
 /// Formats the community copy is watermarked in (the watermark function's input).
@@ -100,16 +102,38 @@ async fn share_owned(
     } else {
         None
     };
-    let share_code = ensure_share_code(app, &media).await?;
-    let community = match plan {
-        Some(plan) => Some(ensure_community(app, media.media_id, &plan).await?),
-        None => {
-            remove_community(app, media.media_id)
-                .await
-                .map_err(|e| AppError::internal(FAILED, e))?;
-            None
-        }
-    };
+    // A DELETE may revoke the code while this share runs: the community copy is only ever
+    // written for the code this request answers with (the media update conditions on it), and
+    // a lost code starts the share again with a new one.
+    let mut media = media;
+    let mut answer = None;
+    for _ in 0..ROUNDS {
+        let share_code = ensure_share_code(app, &media).await?;
+        let community = match &plan {
+            Some(plan) => match ensure_community(app, media.media_id, plan, &share_code).await? {
+                Some(record) => Some(record),
+                None => {
+                    media = reread_media(app, media.media_id).await?;
+                    continue;
+                }
+            },
+            None => {
+                remove_community(app, media.media_id)
+                    .await
+                    .map_err(|e| AppError::internal(FAILED, e))?;
+                let now = reread_media(app, media.media_id).await?;
+                if now.share_code.as_deref() != Some(share_code.as_str()) {
+                    media = now;
+                    continue;
+                }
+                None
+            }
+        };
+        answer = Some((share_code, community));
+        break;
+    }
+    let (share_code, community) =
+        answer.ok_or_else(|| AppError::internal(FAILED, "kept losing to concurrent changes"))?;
     let status = community.as_ref().map_or("none", |c| c.status_name());
     log_share(app, &media, &share_code, status).await;
     Ok(Shared {
@@ -125,13 +149,24 @@ pub async fn unshare_media(app: &App, caller: &UserId, id: MediaId) -> Result<()
     let media = media
         .filter(|m| &m.owner_id == caller)
         .ok_or(AppError::NotFound(NOT_FOUND))?;
-    remove_community(app, id)
-        .await
-        .map_err(|e| AppError::internal(FAILED_UNSHARE, e))?;
     let mut media = media;
     for _ in 0..ROUNDS {
+        // A share may commit a community copy between these steps: the revoke then refuses (it
+        // requires no copy) and the round starts again.
+        remove_community(app, id)
+            .await
+            .map_err(|e| AppError::internal(FAILED_UNSHARE, e))?;
         let Some(code) = media.share_code.clone() else {
-            return Ok(());
+            match app.store.media_and_marker(id).await.map_err(internal)? {
+                (Some(m), None) if m.share_code.is_none() && m.community_media_id.is_none() => {
+                    return Ok(())
+                }
+                (Some(m), _) => {
+                    media = m;
+                    continue;
+                }
+                (None, _) => return Ok(()),
+            }
         };
         match app
             .store
@@ -177,7 +212,15 @@ pub async fn share_media_by_path(
         .map_err(failed)?;
     let id = match known {
         Some(id) => id,
-        None => record_path(app, caller, file_path, info.size).await?,
+        None => {
+            // Every refusal before the record is written: plan the share on the record it would
+            // be (planning reads the object's first bytes, as recording does).
+            let provisional = path_media(caller, file_path, MediaId(0), "", info.size);
+            if request.share_to_community {
+                plan_community(app, &provisional, request).await?;
+            }
+            record_path(app, caller, file_path, info.size).await?
+        }
     };
     share_media(app, caller, id, request).await
 }
@@ -225,8 +268,27 @@ async fn record_path(
             .await
             .map_err(failed)?,
     );
+    let item = path_media(caller, file_path, id, mime, size);
+    match app
+        .store
+        .create_media_at_path(&item)
+        .await
+        .map_err(failed)?
+    {
+        Written::Done => Ok(id),
+        Written::Stale => app
+            .store
+            .media_id_by_path(file_path)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| AppError::internal(FAILED, "path record vanished")),
+    }
+}
+
+/// The media record of an object a client uploaded straight to S3: source `upload`.
+fn path_media(caller: &UserId, file_path: &str, id: MediaId, mime: &str, size: u64) -> MediaItem {
     let created = now_millis();
-    let item = MediaItem {
+    MediaItem {
         pk: keys::media(id),
         sk: keys::MEDIA.into(),
         gsi1pk: keys::owner_media(caller),
@@ -243,21 +305,16 @@ async fn record_path(
         share_to_community: false,
         share_code: None,
         community_media_id: None,
-    };
-    match app
-        .store
-        .create_media_at_path(&item)
+    }
+}
+
+async fn reread_media(app: &App, id: MediaId) -> Result<MediaItem, AppError> {
+    app.store
+        .media_and_marker(id)
         .await
         .map_err(failed)?
-    {
-        Written::Done => Ok(id),
-        Written::Stale => app
-            .store
-            .media_id_by_path(file_path)
-            .await
-            .map_err(failed)?
-            .ok_or_else(|| AppError::internal(FAILED, "path record vanished")),
-    }
+        .0
+        .ok_or(AppError::NotFound(NOT_FOUND))
 }
 
 fn failed(e: impl std::fmt::Display) -> AppError {
@@ -287,10 +344,14 @@ async fn plan_community(
         .await
         .map_err(failed)?;
     let mime = sniff_mime(&sniffed)
-        .unwrap_or(media.mime_type.as_str())
+        .ok_or(AppError::BadRequest(NOT_PUBLISHABLE))?
         .to_string();
-    let kind = MediaKind::from_mime(&mime).unwrap_or(MediaKind::Image);
-    let watermark = source == Some(MediaSource::Upload) && WATERMARKABLE.contains(&mime.as_str());
+    // Only what we can serve safely goes public: the watermarkable images, GIFs and videos (never
+    // SVG, HTML or unknown bytes, whatever the source).
+    let kind = MediaKind::from_mime(&mime)
+        .filter(|k| *k != MediaKind::Image || WATERMARKABLE.contains(&mime.as_str()))
+        .ok_or(AppError::BadRequest(NOT_PUBLISHABLE))?;
+    let watermark = source == Some(MediaSource::Upload) && kind == MediaKind::Image;
     let tags = normalize_tags(&request.tags);
     if watermark && !request.policy_agreed {
         return Err(AppError::BadRequest(POLICY_REQUIRED));
@@ -385,14 +446,19 @@ async fn ensure_share_code(app: &App, media: &MediaItem) -> Result<String, AppEr
 
 /// The one community copy of the media, with exactly `plan.tags`: created (object first, then
 /// marker + record + tags in one transaction) or, if it exists, retagged atomically.
+/// `None` when the media's share code is no longer `code` (revoked meanwhile).
 async fn ensure_community(
     app: &App,
     media_id: MediaId,
     plan: &CommunityPlan,
-) -> Result<CommunityMediaItem, AppError> {
+    code: &str,
+) -> Result<Option<CommunityMediaItem>, AppError> {
     for _ in 0..ROUNDS {
         let (media, marker) = app.store.media_and_marker(media_id).await.map_err(failed)?;
         let media = media.ok_or(AppError::NotFound(NOT_FOUND))?;
+        if media.share_code.as_deref() != Some(code) {
+            return Ok(None);
+        }
         if let Some(marker) = marker {
             let record = app
                 .store
@@ -417,16 +483,16 @@ async fn ensure_community(
             };
             match app
                 .store
-                .retag_community(&media, &record, &tags)
+                .retag_community(&media, &record, &tags, code)
                 .await
                 .map_err(failed)?
             {
-                Written::Done => return Ok(retagged),
+                Written::Done => return Ok(Some(retagged)),
                 Written::Stale => continue,
             }
         }
-        if let Some(created) = create_community(app, &media, plan).await? {
-            return Ok(created);
+        if let Some(created) = create_community(app, &media, plan, code).await? {
+            return Ok(Some(created));
         }
     }
     Err(AppError::internal(
@@ -441,6 +507,7 @@ async fn create_community(
     app: &App,
     media: &MediaItem,
     plan: &CommunityPlan,
+    code: &str,
 ) -> Result<Option<CommunityMediaItem>, AppError> {
     let id = app
         .store
@@ -495,7 +562,10 @@ async fn create_community(
         .await
         .map_err(failed)?;
     let tags = tag_items(&record, &plan.tags);
-    let written = app.store.create_community(media, &record, &tags).await;
+    let written = app
+        .store
+        .create_community(media, &record, &tags, code)
+        .await;
     match written {
         Ok(Written::Done) => Ok(Some(record)),
         Ok(Written::Stale) | Err(_) => {

@@ -121,8 +121,12 @@ impl Store {
             .table_name(&self.table)
             .set_key(Some(key(media.pk.clone(), media.sk.clone())))
             .update_expression("SET isShared = :no, shareToCommunity = :no REMOVE shareCode")
-            .condition_expression("shareCode = :code")
+            // No community copy (the attribute is absent, or null as serde writes `None`).
+            .condition_expression(
+                "shareCode = :code AND (attribute_not_exists(communityMediaId) OR communityMediaId = :null)",
+            )
             .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":null", AttributeValue::Null(true))
             .expression_attribute_values(":code", s(code))
             .build()
             .expect("table, key and expression set");
@@ -161,6 +165,7 @@ impl Store {
         media: &MediaItem,
         record: &CommunityMediaItem,
         tags: &[CommunityTagItem],
+        code: &str,
     ) -> Result<Written, StoreError> {
         const OP: &str = "create community record";
         let marker = CommunityMarker {
@@ -175,7 +180,7 @@ impl Store {
         for tag in tags {
             items.push(conditional_put(self, OP, tag, "attribute_not_exists(pk)")?);
         }
-        items.push(self.media_in_community(media, record.community_media_id));
+        items.push(self.media_in_community(media, record.community_media_id, code));
         self.write(OP, items).await
     }
 
@@ -186,6 +191,7 @@ impl Store {
         media: &MediaItem,
         record: &CommunityMediaItem,
         tags: &[CommunityTagItem],
+        code: &str,
     ) -> Result<Written, StoreError> {
         const OP: &str = "retag community record";
         let slugs: Vec<String> = tags.iter().map(|t| t.slug.clone()).collect();
@@ -210,7 +216,7 @@ impl Store {
         for tag in tags {
             items.push(self.put_op(to_item(OP, tag)?));
         }
-        items.push(self.media_in_community(media, record.community_media_id));
+        items.push(self.media_in_community(media, record.community_media_id, code));
         self.write(OP, items).await
     }
 
@@ -335,7 +341,14 @@ impl Store {
         Ok((entries, more))
     }
 
-    fn media_in_community(&self, media: &MediaItem, community_id: u64) -> TransactWriteItem {
+    /// The media's share state, only while it still has share code `code` (a share never puts a
+    /// copy in the community behind a code a concurrent DELETE revoked).
+    fn media_in_community(
+        &self,
+        media: &MediaItem,
+        community_id: u64,
+        code: &str,
+    ) -> TransactWriteItem {
         TransactWriteItem::builder()
             .update(
                 Update::builder()
@@ -344,8 +357,11 @@ impl Store {
                     .update_expression(
                         "SET isShared = :yes, shareToCommunity = :yes, communityMediaId = :cid",
                     )
-                    .condition_expression("attribute_exists(pk) AND ownerId = :owner")
+                    .condition_expression(
+                        "attribute_exists(pk) AND ownerId = :owner AND shareCode = :code",
+                    )
                     .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                    .expression_attribute_values(":code", s(code))
                     .expression_attribute_values(":cid", n(community_id))
                     .expression_attribute_values(":owner", s(media.owner_id.as_str()))
                     .build()

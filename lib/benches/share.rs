@@ -1,0 +1,268 @@
+//! Benchmark: the sharing routes against the emulator.
+//!
+//! Prints, per route, the DynamoDB + S3 calls one request makes (an SDK interceptor on both
+//! clients), then p50/p99 latency of community shares and feed reads with 8 concurrent clients,
+//! each as a ratio to one bare DynamoDB GetItem round trip measured the same way in the same run
+//! (this machine is shared and noisy, so only ratios mean anything).
+//!
+//! Run with `tools/bench.sh` (it starts a private emulator).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use joip::domain::{MediaId, MediaSource, UserId};
+use joip::App;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::{read, Event, FailNthCopy, TestEnv};
+
+const GIF: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+const CLIENTS: usize = 8;
+
+fn rounds() -> usize {
+    std::env::var("JOIP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25)
+}
+
+/// An App whose DynamoDB and S3 clients both count their calls.
+fn counted(env: &TestEnv, counter: &FailNthCopy) -> App {
+    let db = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    let s3 = aws_sdk_s3::Client::from_conf(
+        App::s3_config(&env.app.config, &env.sdk)
+            .interceptor(counter.clone())
+            .build(),
+    );
+    App::from_clients(env.app.config.clone(), db, s3)
+}
+
+async fn gif(env: &TestEnv, user: &UserId) -> MediaId {
+    joip::service::media::upload_media(
+        &env.app,
+        user,
+        "loop.gif",
+        GIF.to_vec(),
+        MediaSource::SmartCaption,
+        None,
+    )
+    .await
+    .expect("upload")
+    .media_id
+}
+
+async fn share(app: &App, user: &UserId, id: MediaId, body: serde_json::Value) -> u16 {
+    let path = format!("/api/media/{id}/share");
+    let req = Event::new("POST", "/api/media/{id}/share", &path)
+        .path_params(json!({ "id": id.to_string() }))
+        .caller(user.as_str())
+        .body(&body.to_string())
+        .request();
+    read(Box::pin(joip::routes::share_media::handle(app, req)).await).0
+}
+
+async fn unshare(app: &App, user: &UserId, id: MediaId) -> u16 {
+    let path = format!("/api/media/{id}/share");
+    let req = Event::new("DELETE", "/api/media/{id}/share", &path)
+        .path_params(json!({ "id": id.to_string() }))
+        .caller(user.as_str())
+        .request();
+    read(Box::pin(joip::routes::unshare_media::handle(app, req)).await).0
+}
+
+async fn by_path(app: &App, user: &UserId, path: &str) -> u16 {
+    let req = Event::new("POST", "/api/user/media/share", "/api/user/media/share")
+        .caller(user.as_str())
+        .body(&json!({ "filePath": path, "tags": ["solo"] }).to_string())
+        .request();
+    read(Box::pin(joip::routes::share_media_by_path::handle(app, req)).await).0
+}
+
+async fn resolve(app: &App, code: &str) -> u16 {
+    let path = format!("/api/shared/media/{code}");
+    let req = Event::new("GET", "/api/shared/media/{code}", &path)
+        .path_params(json!({ "code": code }))
+        .request();
+    read(Box::pin(joip::routes::resolve_shared_media::handle(app, req)).await).0
+}
+
+async fn feed(app: &App) -> u16 {
+    let req = Event::new("GET", "/api/community/media", "/api/community/media")
+        .query(&[("limit", "20")])
+        .request();
+    read(Box::pin(joip::routes::community_feed::handle(app, req)).await).0
+}
+
+/// p50 and p99 of `CLIENTS` concurrent clients each running `op` `rounds` times.
+async fn latencies<F, Fut>(op: F) -> (Duration, Duration)
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let n = rounds();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut took = Vec::with_capacity(n);
+                for round in 0..n {
+                    let started = Instant::now();
+                    op(client, round).await;
+                    took.push(started.elapsed());
+                }
+                took
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    (at(0.5), at(0.99))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let env = TestEnv::new().await;
+    for slug in ["solo", "artistic"] {
+        env.app.store.put_tag(slug, slug).await.expect("tag");
+    }
+    let user = env.user(0, false).await;
+    let counter = FailNthCopy::counter();
+    let app = counted(&env, &counter);
+
+    // Calls per request, one route at a time.
+    let media = gif(&env, &user).await;
+    let direct = format!("users/{user}/direct/loop.gif");
+    env.app
+        .blob
+        .put(
+            &env.app.config.user_media_bucket,
+            &direct,
+            GIF.to_vec(),
+            "image/gif",
+        )
+        .await
+        .expect("put");
+    counter.take();
+    let mut rows: Vec<(&str, u16, (usize, usize))> = Vec::new();
+    let body = json!({ "tags": ["solo"] });
+    rows.push((
+        "share (new community copy)",
+        share(&app, &user, media, body).await,
+        counter.take(),
+    ));
+    let body = json!({ "tags": ["artistic"] });
+    rows.push((
+        "share again (retag)",
+        share(&app, &user, media, body).await,
+        counter.take(),
+    ));
+    let code = env
+        .app
+        .store
+        .media(media)
+        .await
+        .unwrap()
+        .unwrap()
+        .share_code
+        .unwrap();
+    rows.push(("resolve", resolve(&app, &code).await, counter.take()));
+    rows.push(("feed (8 shards)", feed(&app).await, counter.take()));
+    let body = json!({ "shareToCommunity": false });
+    rows.push((
+        "share, shareToCommunity:false",
+        share(&app, &user, media, body).await,
+        counter.take(),
+    ));
+    rows.push((
+        "unshare (DELETE)",
+        unshare(&app, &user, media).await,
+        counter.take(),
+    ));
+    rows.push((
+        "share by path (new record)",
+        by_path(&app, &user, &direct).await,
+        counter.take(),
+    ));
+    println!(
+        "{:<32} {:>6} {:>10} {:>10}",
+        "route", "status", "calls", "of them S3 copies"
+    );
+    for (route, status, (calls, copies)) in &rows {
+        assert_eq!(*status, 200, "{route}");
+        println!("{route:<32} {status:>6} {calls:>10} {copies:>10}");
+    }
+
+    // Latency under 8 concurrent clients, against a bare GetItem round trip under the same load.
+    let users: Vec<UserId> = {
+        let mut v = Vec::new();
+        for _ in 0..CLIENTS {
+            v.push(env.user(0, false).await);
+        }
+        v
+    };
+    let mut media = Vec::new();
+    for u in &users {
+        media.push(gif(&env, u).await);
+    }
+    let (users, media) = (std::sync::Arc::new(users), std::sync::Arc::new(media));
+    let plain = env.app.clone();
+    let floor = latencies({
+        let plain = plain.clone();
+        move |_, _| {
+            let plain = plain.clone();
+            async move {
+                plain.store.pricing("none").await.expect("get item");
+            }
+        }
+    })
+    .await;
+    let shares = latencies({
+        let (plain, users, media) = (plain.clone(), users.clone(), media.clone());
+        move |client, round| {
+            let (plain, users, media) = (plain.clone(), users.clone(), media.clone());
+            async move {
+                let tags = if round % 2 == 0 { "solo" } else { "artistic" };
+                let body = json!({ "tags": [tags] });
+                assert_eq!(
+                    share(&plain, &users[client], media[client], body).await,
+                    200
+                );
+            }
+        }
+    })
+    .await;
+    let feeds = latencies({
+        let plain = plain.clone();
+        move |_, _| {
+            let plain = plain.clone();
+            async move {
+                assert_eq!(feed(&plain).await, 200);
+            }
+        }
+    })
+    .await;
+    println!(
+        "\n{CLIENTS} concurrent clients x {} requests; ratio = latency / one GetItem round trip (p50 {:?})",
+        rounds(),
+        floor.0
+    );
+    println!(
+        "{:<12} {:>12} {:>12} {:>10} {:>10}",
+        "route", "p50", "p99", "p50 ratio", "p99 ratio"
+    );
+    for (name, (p50, p99)) in [("share", shares), ("feed", feeds)] {
+        println!(
+            "{name:<12} {p50:>12.1?} {p99:>12.1?} {:>10.1} {:>10.1}",
+            p50.as_secs_f64() / floor.0.as_secs_f64(),
+            p99.as_secs_f64() / floor.1.as_secs_f64()
+        );
+    }
+}
