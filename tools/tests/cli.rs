@@ -841,6 +841,27 @@ fn session_show_unknown_or_malformed_id_fails() {
 // ---- media ----
 
 #[test]
+fn media_delete_removes_the_record_and_the_original() {
+    let stack = Stack::new();
+    let owner = new_user(&stack, &[]);
+    let up = ok(
+        &stack,
+        &["media", "upload", "--owner", &owner, "--file", UPLOAD],
+    );
+    let id = up["mediaId"].as_u64().expect("mediaId").to_string();
+    let path = str_of(&up, "filePath").to_string();
+    assert_eq!(
+        ok(&stack, &["media", "delete", &id]),
+        json!({ "mediaId": id.parse::<u64>().unwrap(), "deleted": true, "communityMediaId": null })
+    );
+    assert!(fails(&stack, &["media", "show", &id]).contains("no media"));
+    assert!(fails(&stack, &["media", "delete", &id]).contains("no media"));
+    let gone = std::panic::catch_unwind(|| stack.object(&stack.user_media_bucket, &path));
+    assert!(gone.is_err(), "the original object is deleted");
+    assert!(fails(&stack, &["media", "delete", "0"]).contains("media id"));
+}
+
+#[test]
 fn media_upload_records_the_file_under_the_owner() {
     let stack = Stack::new();
     let owner = new_user(&stack, &[]);
