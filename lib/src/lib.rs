@@ -15,6 +15,7 @@ pub mod routes;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod watermark;
 
 pub use app::App;
 pub use config::Config;

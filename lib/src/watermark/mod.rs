@@ -1,0 +1,107 @@
+//! The public copy of a shared upload: the JOIP mark stamped in, private metadata out
+//! (DESIGN.md invariant 4). Pure: bytes in, bytes out, no AWS, no files.
+//!
+//! JPEG (baseline and extended sequential) is stamped in the DCT domain, so everything
+//! outside the mark's blocks keeps its exact coefficients and most of the file is copied
+//! rather than re-encoded: `jpeg.rs` says how. The mark is described in `mark.rs`; orientation
+//! (stored pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
+
+mod dct;
+mod huffman;
+mod jpeg;
+mod mark;
+mod orientation;
+mod sniff;
+
+#[cfg(test)]
+mod test_jpeg;
+#[cfg(test)]
+mod tests;
+
+use sniff::Format;
+
+/// Bounds on what is decoded, checked from headers before anything is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest accepted width x height.
+    pub max_pixels: u64,
+    /// Largest accepted file.
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    /// 50 megapixels (beyond any phone camera) and 64 MiB.
+    fn default() -> Self {
+        Self {
+            max_pixels: 50_000_000,
+            max_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A stamped image, in the same format as its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamped {
+    /// The encoded image.
+    pub bytes: Vec<u8>,
+    /// Its MIME type, from the sniffed format.
+    pub mime: &'static str,
+}
+
+/// Why an upload was not stamped. Every variant means "never publish it" except
+/// `NeedsFallback`, which asks for the decode/stamp/encode path instead.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WatermarkError {
+    /// Not JPEG, PNG or WebP by its magic bytes, an animation, or a variant we do not stamp.
+    #[error("unsupported image: {0}")]
+    Unsupported(&'static str),
+    /// Over [`Limits`], refused from the header.
+    #[error("image too large: {0}")]
+    TooLarge(String),
+    /// Malformed or truncated.
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+    /// A valid image the DCT path does not handle (progressive, arithmetic-coded or 12-bit
+    /// JPEG, CMYK, and for now PNG and WebP): it must be decoded, stamped and re-encoded.
+    #[error("needs the decode/stamp/encode path: {0}")]
+    NeedsFallback(&'static str),
+}
+
+/// Stamps the mark into `input`, sniffing the format from its bytes.
+///
+/// JPEG only, for now: PNG and WebP are recognised and their headers checked (size,
+/// animation), then answered with `NeedsFallback` until the decode/stamp/encode path lands.
+pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
+    if input.len() > limits.max_bytes {
+        return Err(WatermarkError::TooLarge(format!(
+            "{} bytes, the limit is {}",
+            input.len(),
+            limits.max_bytes
+        )));
+    }
+    match sniff::sniff(input) {
+        Some(Format::Jpeg) => {
+            let (bytes, report) = jpeg::stamp(input, limits)?;
+            tracing::debug!(
+                ?report.tables,
+                report.reencoded_mcus,
+                report.total_mcus,
+                report.changed_blocks,
+                "stamped JPEG in the DCT domain"
+            );
+            Ok(Stamped {
+                bytes,
+                mime: "image/jpeg",
+            })
+        }
+        Some(Format::Png) => {
+            sniff::check_png(input, limits)?;
+            Err(WatermarkError::NeedsFallback("PNG"))
+        }
+        Some(Format::WebP) => {
+            sniff::check_webp(input, limits)?;
+            Err(WatermarkError::NeedsFallback("WebP"))
+        }
+        None => Err(WatermarkError::Unsupported("not JPEG, PNG or WebP")),
+    }
+}
