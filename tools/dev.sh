@@ -46,6 +46,8 @@ log "running the save reaper every minute (as EventBridge runs save-reaper; log:
 log "starting the API on $BASE (log below)"
 cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
 wait_for_port "$API_PORT" 120 "cargo lambda watch"
+log "polling the watermark queue into the watermark function (as Lambda's SQS event source does)"
+"$ADMIN" local poll --api "$BASE" >>.local/poller.log 2>&1 &
 
 cat <<INFO
 

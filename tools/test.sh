@@ -41,6 +41,8 @@ port_open "$API_PORT" && die "port $API_PORT is in use"
 cargo lambda watch -A 127.0.0.1 -P "$API_PORT" >"$LOGS/watch.log" 2>&1 &
 wait_for_port "$API_PORT" 120 "cargo lambda watch"
 export JOIP_E2E_URL="http://127.0.0.1:$API_PORT"
+log "polling the watermark queue into the watermark function (log: $LOGS/poller.log)"
+target/debug/joip-admin local poll --api "$JOIP_E2E_URL" >"$LOGS/poller.log" 2>&1 &
 
 log "cargo test (unit, integration, end-to-end)"
 status=0

@@ -428,6 +428,28 @@ impl Blob {
         Ok(())
     }
 
+    /// Stores a public, immutable object (`Cache-Control` for CDNs and browsers).
+    pub async fn put_public(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        cache_control: &str,
+    ) -> Result<(), BlobError> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .cache_control(cache_control)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| BlobError::new("put", bucket, key, e, false))?;
+        Ok(())
+    }
+
     /// Reads a whole object.
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, BlobError> {
         let out = self

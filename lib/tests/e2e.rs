@@ -208,3 +208,78 @@ fn sample_events_invoke_through_watch() {
         );
     }
 }
+
+/// A POST with a JSON body and a bearer token.
+fn post_json(path: &str, token: &str, body: &Value) -> (u16, Value) {
+    let mut resp = agent()
+        .post(format!("{}{path}", base()))
+        .header("authorization", format!("Bearer {token}"))
+        .send_json(body)
+        .expect("HTTP request");
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_json().expect("JSON body"))
+}
+
+/// The whole sharing path as the web client sees it: share an upload over HTTP, the staged
+/// original goes S3 -> SQS -> the local poller -> the watermark function through watch, and the
+/// community copy turns up in the public feed, watermarked and without its metadata.
+#[tokio::test]
+async fn a_shared_upload_is_published_through_the_queue() {
+    let app = stack().await;
+    let user = UserId::random();
+    app.store.create_user(&user, 0, false).await.unwrap();
+    app.store.put_tag("solo", "Solo").await.unwrap();
+    let photo = include_bytes!("../../tools/demo/demo-photo.jpg").to_vec();
+    let media = joip::service::media::upload_media(
+        &app,
+        &user,
+        "photo.jpg",
+        photo.clone(),
+        joip::domain::MediaSource::Upload,
+        None,
+    )
+    .await
+    .unwrap();
+    let token = token(&app, &user);
+    let path = format!("/api/media/{}/share", media.media_id);
+    let body = serde_json::json!({ "tags": ["solo"], "policyAgreed": true });
+    let (status, shared) = tokio::task::spawn_blocking(move || post_json(&path, &token, &body))
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{shared}");
+    let id = shared["communityMediaId"].as_u64().unwrap();
+    let url = shared["communityUrl"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, feed) =
+            tokio::task::spawn_blocking(|| get("/api/community/media?tag=solo", None))
+                .await
+                .unwrap();
+        assert_eq!(status, 200);
+        let listed = feed["media"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["communityMediaId"] == id);
+        if listed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never published: {feed}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let public = tokio::task::spawn_blocking(move || {
+        let mut resp = agent().get(&url).call().expect("GET communityUrl");
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_vec().unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(public.0, 200);
+    assert_ne!(public.1, photo, "watermarked");
+    assert!(!public.1.windows(4).any(|w| w == b"Exif"), "metadata-free");
+}

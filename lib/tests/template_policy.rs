@@ -91,7 +91,114 @@ const FUNCTIONS: &[Function] = &[
         binary: "community-feed",
         scenarios: |run| Box::pin(community_feed(run)),
     },
+    Function {
+        binary: "watermark",
+        scenarios: |run| Box::pin(watermark(run)),
+    },
 ];
+
+/// Makes every TransactWriteItems of the client it is on take 1.5 s longer (the emulator holds
+/// it), so another request can change the record meanwhile.
+#[derive(Debug, Clone)]
+struct SlowTransactions;
+
+impl aws_sdk_dynamodb::config::Intercept for SlowTransactions {
+    fn name(&self) -> &'static str {
+        "SlowTransactions"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut<
+            '_,
+        >,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let request = context.request_mut();
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        if target.ends_with("TransactWriteItems") {
+            request.headers_mut().insert("x-joip-latency-ms", "1500");
+        }
+        Ok(())
+    }
+}
+
+/// The SQS event Lambda would deliver for a new staging object.
+fn staged_event(key: &str) -> Value {
+    let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+    json!({ "Records": [{ "messageId": uuid::Uuid::new_v4().to_string(), "body": body.to_string() }] })
+}
+
+/// `watermark`: a staged JPEG published (record and tags into the feed, staging removed), a
+/// duplicate event, a staged file that is no image (record failed), and an upload unshared while
+/// it was being published (the public object removed again).
+async fn watermark(run: &Run) {
+    use joip::service::watermark::handle_batch;
+    let env = &run.env;
+    for slug in ["solo", "artistic"] {
+        env.app.store.put_tag(slug, slug).await.expect("tag");
+    }
+    let user = env.user(0, false).await;
+    let staged = |name: &'static str, bytes: &'static [u8]| {
+        let (env, user) = (&run.env, user.clone());
+        async move {
+            let media = joip::service::media::upload_media(
+                &env.app,
+                &user,
+                name,
+                bytes.to_vec(),
+                MediaSource::Upload,
+                None,
+            )
+            .await
+            .expect("upload");
+            let body = json!({ "tags": ["solo"], "policyAgreed": true });
+            let (status, shared) = post_share(run, &env.app, &user, media.media_id, body).await;
+            assert_eq!(status, 200, "{shared}");
+            let id = shared["communityMediaId"].as_u64().expect("community id");
+            let record = env.app.store.community_media(id).await.unwrap().unwrap();
+            (media.media_id, record.staging_key.expect("staged"))
+        }
+    };
+    let (_, photo) = staged("photo.jpg", PHOTO).await;
+    for _ in 0..2 {
+        assert!(handle_batch(&run.app, &staged_event(&photo))
+            .await
+            .is_empty());
+    }
+    let (_, broken) = staged("broken.jpg", PHOTO).await;
+    env.app
+        .blob
+        .put(
+            &env.app.config.general_bucket,
+            &broken,
+            b"not an image".to_vec(),
+            "image/jpeg",
+        )
+        .await
+        .expect("overwrite");
+    assert!(handle_batch(&run.app, &staged_event(&broken))
+        .await
+        .is_empty());
+
+    let (media, racing) = staged("racing.jpg", PHOTO).await;
+    let db = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(run.recorder.clone())
+            .interceptor(SlowTransactions)
+            .build(),
+    );
+    let slow = App::from_clients(env.app.config.clone(), db, run.app.blob.client().clone());
+    let publish = tokio::spawn(async move { handle_batch(&slow, &staged_event(&racing)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let unshare = json!({ "shareToCommunity": false });
+    assert_eq!(
+        post_share(run, &env.app, &user, media, unshare).await.0,
+        200
+    );
+    assert!(publish.await.expect("publish").is_empty());
+}
 
 const GIF: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
 

@@ -30,12 +30,114 @@ pub enum LocalCmd {
     },
     /// Seed demo users, pricing, tags, a community session and an upload (once per table).
     Seed,
+    /// Play Lambda's SQS event source for the watermark function: receive the queue's messages,
+    /// invoke the function through `cargo lambda watch`, delete only the messages it did not
+    /// report as batch item failures (those are redelivered after the visibility timeout).
+    Poll {
+        /// Queue name for the watermark notifications.
+        #[arg(long, env = "JOIP_WATERMARK_QUEUE", default_value = joip::config::local::WATERMARK_QUEUE)]
+        queue: String,
+        /// Where `cargo lambda watch` listens.
+        #[arg(long, default_value = "http://127.0.0.1:9000")]
+        api: String,
+        /// One receive (up to 10 messages) and stop, instead of polling forever.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 pub async fn run(target: &Target, cmd: LocalCmd) -> Result<Value> {
     match cmd {
         LocalCmd::Init { queue } => init(target, &queue).await,
         LocalCmd::Seed => seed(target).await,
+        LocalCmd::Poll { queue, api, once } => poll(target, &queue, &api, once).await,
+    }
+}
+
+/// Seconds a received message stays invisible before it is redelivered (as the queue's
+/// VisibilityTimeout does deployed, shortened for the local stack).
+const POLL_VISIBILITY_S: i32 = 30;
+
+async fn poll(target: &Target, queue: &str, api: &str, once: bool) -> Result<Value> {
+    let sqs = aws_sdk_sqs::Client::new(&target.sdk);
+    let url = sqs
+        .get_queue_url()
+        .queue_name(queue)
+        .send()
+        .await
+        .context("finding the watermark queue (run `joip-admin local init` first)")?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let invoke = format!(
+        "{}/2015-03-31/functions/watermark/invocations",
+        api.trim_end_matches('/')
+    );
+    let (mut delivered, mut failed) = (0usize, 0usize);
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(if once { 1 } else { 5 })
+            .visibility_timeout(POLL_VISIBILITY_S)
+            .send()
+            .await
+            .context("receiving from the watermark queue")?;
+        let messages = out.messages().to_vec();
+        if !messages.is_empty() {
+            let records: Vec<Value> = messages
+                .iter()
+                .map(|m| {
+                    json!({
+                        "messageId": m.message_id(),
+                        "receiptHandle": m.receipt_handle(),
+                        "body": m.body(),
+                        "attributes": {},
+                        "messageAttributes": {},
+                        "eventSource": "aws:sqs",
+                    })
+                })
+                .collect();
+            let event = json!({ "Records": records });
+            let invoke = invoke.clone();
+            let answer: Value = tokio::task::spawn_blocking(move || -> Result<Value> {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .timeout_global(Some(std::time::Duration::from_secs(300)))
+                    .build()
+                    .into();
+                Ok(agent
+                    .post(&invoke)
+                    .send_json(&event)?
+                    .body_mut()
+                    .read_json()?)
+            })
+            .await??;
+            let failures: Vec<&str> = answer["batchItemFailures"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|i| i["itemIdentifier"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for m in &messages {
+                if failures.contains(&m.message_id().unwrap_or_default()) {
+                    failed += 1;
+                    continue;
+                }
+                delivered += 1;
+                sqs.delete_message()
+                    .queue_url(&url)
+                    .set_receipt_handle(m.receipt_handle().map(str::to_string))
+                    .send()
+                    .await
+                    .context("deleting a processed message")?;
+            }
+        }
+        if once {
+            return Ok(json!({ "delivered": delivered, "failed": failed }));
+        }
     }
 }
 

@@ -5,3 +5,4 @@ pub mod media;
 pub mod save_session;
 pub mod sessions;
 pub mod share;
+pub mod watermark;

@@ -267,6 +267,87 @@ impl Store {
         self.write(OP, items).await
     }
 
+    /// Marks a `pending` record `ready` (the watermark function published its object): only if it
+    /// still exists at the version read and still expects `record.key`. The record and its tag
+    /// items enter the feed index in the same transaction. `Stale` means it changed (retagged:
+    /// read again) or is gone (unshared: the caller deletes what it wrote).
+    pub async fn publish_community(
+        &self,
+        record: &CommunityMediaItem,
+    ) -> Result<Written, StoreError> {
+        const OP: &str = "publish community record";
+        let id = record.community_media_id;
+        let sort = keys::feed_sort(record.created_at_ms, id);
+        let mut items = vec![TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(record.pk.clone(), record.sk.clone())))
+                    .update_expression(
+                        "SET #status = :ready, version = :next, gsi1pk = :feed, gsi1sk = :sort",
+                    )
+                    .condition_expression(
+                        "version = :version AND #key = :key AND #status = :pending",
+                    )
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_names("#key", "key")
+                    .expression_attribute_values(":ready", s("ready"))
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":next", n(record.version + 1))
+                    .expression_attribute_values(":version", n(record.version))
+                    .expression_attribute_values(":key", s(&record.key))
+                    .expression_attribute_values(":feed", s(keys::feed(id)))
+                    .expression_attribute_values(":sort", s(&sort))
+                    .build()
+                    .expect("table, key and expression set"),
+            )
+            .build()];
+        for slug in &record.tags {
+            items.push(
+                TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(record.pk.clone(), keys::community_tag(slug))))
+                            .update_expression("SET gsi1pk = :feed, gsi1sk = :sort")
+                            .condition_expression("attribute_exists(pk)")
+                            .expression_attribute_values(":feed", s(keys::tag_feed(slug, id)))
+                            .expression_attribute_values(":sort", s(&sort))
+                            .build()
+                            .expect("table, key and expression set"),
+                    )
+                    .build(),
+            );
+        }
+        self.write(OP, items).await
+    }
+
+    /// Marks a `pending` record `failed` (its upload cannot be published): never listed, never
+    /// served. `Stale` if it is gone or no longer pending for `record.key`.
+    pub async fn fail_community(&self, record: &CommunityMediaItem) -> Result<Written, StoreError> {
+        let out = retry_conflicts(|| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(record.pk.clone(), record.sk.clone())))
+                .update_expression("SET #status = :failed, version = version + :one")
+                .condition_expression("#key = :key AND #status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#key", "key")
+                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(":pending", s("pending"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":key", s(&record.key))
+                .send()
+        })
+        .await;
+        match out {
+            Ok(_) => Ok(Written::Done),
+            Err(e) if super::records::is_condition_failure(&e) => Ok(Written::Stale),
+            Err(e) => Err(StoreError::new("fail community record", e)),
+        }
+    }
+
     /// Creates a media record with its path item, exactly once per path: `Stale` if the path
     /// already has a record (concurrent creators: one record, one id).
     pub async fn create_media_at_path(&self, item: &MediaItem) -> Result<Written, StoreError> {

@@ -1,0 +1,219 @@
+//! The watermark function's use case (DESIGN invariant 4): a staged upload becomes the public,
+//! watermarked community copy, or its record becomes `failed`. Idempotent and order-proof: a
+//! duplicate or late event, an event for an object already processed, two deliveries racing, or a
+//! crash between publishing and marking all end in one public object for one `ready` record, or
+//! in none.
+
+use crate::service::share::{COMMUNITY_PREFIX, STAGING_PREFIX};
+use crate::store::items::{CommunityMediaItem, CommunityStatus};
+use crate::store::Written;
+use crate::watermark::{stamp, Limits, WatermarkError};
+use crate::App;
+
+/// `Cache-Control` of published community objects: a key is never reused, so they never change.
+pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// Rounds of read-decide-write against concurrent retags before the message is retried.
+const ROUNDS: usize = 8;
+
+/// What became of one staged object.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Processed {
+    /// Published and marked `ready`.
+    Published,
+    /// Could never be published: the record is `failed`, nothing is public.
+    Failed,
+    /// Nothing to do: not a staging key, already processed, or the record is gone (unshared).
+    Skipped,
+}
+
+/// A failure a redelivery may fix (the message is reported as a batch item failure).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Transient(String);
+
+fn transient(e: impl std::fmt::Display) -> Transient {
+    Transient(e.to_string())
+}
+
+/// The community record a staging key belongs to: `staging/aa/bb/{id}-{unique}.{ext}`.
+pub fn record_id(staging_key: &str) -> Option<u64> {
+    let name = staging_key
+        .strip_prefix(STAGING_PREFIX)?
+        .rsplit('/')
+        .next()?;
+    crate::domain::parse_positive_id(name.split('-').next()?)
+}
+
+/// Processes the object S3 reported at `key` in the general bucket.
+pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient> {
+    let general = &app.config.general_bucket;
+    let Some(id) = record_id(key) else {
+        // Never written by a share: nothing to publish, and never ours to delete.
+        tracing::warn!(%key, "ignoring an object outside the staging naming scheme");
+        return Ok(Processed::Skipped);
+    };
+    let record = app.store.community_media(id).await.map_err(transient)?;
+    let Some(record) = record.filter(|r| r.staging_key.as_deref() == Some(key)) else {
+        // Unshared (or replaced) before we got here: the staged original is an orphan.
+        app.blob.delete(general, key).await.map_err(transient)?;
+        return Ok(Processed::Skipped);
+    };
+    if record.status != CommunityStatus::Pending {
+        // Already published (a duplicate event) or failed: only the staging object may remain.
+        app.blob.delete(general, key).await.map_err(transient)?;
+        return Ok(Processed::Skipped);
+    }
+    let original = match app.blob.get(general, key).await {
+        Ok(bytes) => bytes,
+        // Gone: a concurrent delivery finished it (its record says so on the next delivery).
+        Err(e) if e.permanent => return Ok(Processed::Skipped),
+        Err(e) => return Err(transient(e)),
+    };
+    let limits = Limits::default();
+    let stamped = tokio::task::spawn_blocking(move || stamp(&original, &limits))
+        .await
+        .map_err(transient)?;
+    let stamped = match stamped {
+        Ok(stamped) => stamped,
+        Err(e) => return fail(app, &record, key, &e).await,
+    };
+    if !record.key.starts_with(COMMUNITY_PREFIX) {
+        return Err(Transient(format!("record {id} expects a non-public key")));
+    }
+    app.blob
+        .put_public(
+            general,
+            &record.key,
+            stamped.bytes,
+            stamped.mime,
+            PUBLIC_CACHE_CONTROL,
+        )
+        .await
+        .map_err(transient)?;
+    let mut current = record;
+    for _ in 0..ROUNDS {
+        match app
+            .store
+            .publish_community(&current)
+            .await
+            .map_err(transient)?
+        {
+            Written::Done => {
+                app.blob.delete(general, key).await.map_err(transient)?;
+                tracing::info!(community_media_id = id, "published");
+                return Ok(Processed::Published);
+            }
+            Written::Stale => match app.store.community_media(id).await.map_err(transient)? {
+                // Retagged meanwhile: publish at the new version.
+                Some(r) if r.status == CommunityStatus::Pending && r.key == current.key => {
+                    current = r
+                }
+                Some(r) if r.status == CommunityStatus::Ready && r.key == current.key => {
+                    app.blob.delete(general, key).await.map_err(transient)?;
+                    return Ok(Processed::Skipped);
+                }
+                // Unshared while we worked: leave nothing public behind.
+                _ => {
+                    app.blob
+                        .delete(general, &current.key)
+                        .await
+                        .map_err(transient)?;
+                    app.blob.delete(general, key).await.map_err(transient)?;
+                    return Ok(Processed::Skipped);
+                }
+            },
+        }
+    }
+    Err(Transient(format!("record {id} kept changing")))
+}
+
+async fn fail(
+    app: &App,
+    record: &CommunityMediaItem,
+    key: &str,
+    why: &WatermarkError,
+) -> Result<Processed, Transient> {
+    tracing::warn!(community_media_id = record.community_media_id, reason = %why, "upload cannot be published");
+    app.store.fail_community(record).await.map_err(transient)?;
+    app.blob
+        .delete(&app.config.general_bucket, key)
+        .await
+        .map_err(transient)?;
+    Ok(Processed::Failed)
+}
+
+/// Handles one SQS batch of S3 notifications: the message ids to redeliver (batch item failures).
+pub async fn handle_batch(app: &App, event: &serde_json::Value) -> Vec<String> {
+    let mut failures = Vec::new();
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    for message in records {
+        let id = message["messageId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let body: serde_json::Value = message["body"]
+            .as_str()
+            .and_then(|b| serde_json::from_str(b).ok())
+            .unwrap_or_default();
+        // An s3:TestEvent (sent when the notification is configured) has no Records.
+        let keys: Vec<String> = body["Records"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter_map(|r| r["s3"]["object"]["key"].as_str())
+                    .filter_map(decode_key)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for key in keys {
+            match process_staged(app, &key).await {
+                Ok(outcome) => tracing::info!(?outcome, "staged object processed"),
+                Err(e) => {
+                    tracing::error!(error = %e, message_id = %id, "staged object will be retried");
+                    failures.push(id.clone());
+                    break;
+                }
+            }
+        }
+    }
+    failures
+}
+
+/// S3 event keys are URL-encoded (spaces as `+`).
+pub fn decode_key(raw: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+            }
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_keys_name_their_record() {
+        assert_eq!(record_id("staging/9a/e1/17-ee8b2b3b918d.png"), Some(17));
+        assert_eq!(record_id("community/9a/e1/17-ee8b2b3b918d.png"), None);
+        assert_eq!(record_id("staging/x/y/abc-1.png"), None);
+        assert_eq!(record_id("staging/x/y/0-1.png"), None);
+    }
+
+    #[test]
+    fn event_keys_are_url_decoded() {
+        assert_eq!(
+            decode_key("staging/a+b%2Bc.png").as_deref(),
+            Some("staging/a b+c.png")
+        );
+        assert_eq!(decode_key("bad%2"), None);
+    }
+}
