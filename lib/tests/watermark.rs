@@ -224,3 +224,46 @@ async fn unsharing_during_watermarking_leaves_no_public_object() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_png_upload_is_published_through_the_fallback_as_png() {
+    let env = TestEnv::new().await;
+    let user = env.user(0, false).await;
+    env.app.store.put_tag("solo", "Solo").await.unwrap();
+    let png = include_bytes!("../../tools/demo/demo-upload.png");
+    let media = joip::service::media::upload_media(
+        &env.app,
+        &user,
+        "upload.png",
+        png.to_vec(),
+        MediaSource::Upload,
+        None,
+    )
+    .await
+    .unwrap();
+    let body = json!({ "tags": ["solo"], "policyAgreed": true });
+    let (status, shared) = share(&env.app, &user, media.media_id.0, body).await;
+    assert_eq!(status, 200, "{shared}");
+    let id = shared["communityMediaId"].as_u64().unwrap();
+    let key = env
+        .app
+        .store
+        .community_media(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .staging_key
+        .unwrap();
+    assert_eq!(
+        process_staged(&env.app, &key).await.unwrap(),
+        Processed::Published
+    );
+    let (status, published) = public_get(shared["communityUrl"].as_str().unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(
+        image::guess_format(&published).unwrap(),
+        image::ImageFormat::Png,
+        "same format"
+    );
+    assert_ne!(published, png.to_vec(), "stamped");
+}

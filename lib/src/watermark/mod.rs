@@ -5,14 +5,19 @@
 //! outside the mark's blocks keeps its exact coefficients and most of the file is copied
 //! rather than re-encoded: `jpeg.rs` says how. The mark is described in `mark.rs`; orientation
 //! (stored pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
+//! Everything else (progressive or arithmetic-coded JPEG, PNG, WebP) is decoded, turned
+//! upright, stamped in place and encoded again: `fallback.rs`.
 
 mod dct;
+mod fallback;
 mod huffman;
 mod jpeg;
 mod mark;
 mod orientation;
 mod sniff;
 
+#[cfg(test)]
+mod fallback_tests;
 #[cfg(test)]
 mod test_jpeg;
 #[cfg(test)]
@@ -62,15 +67,16 @@ pub enum WatermarkError {
     #[error("corrupt image: {0}")]
     Corrupt(String),
     /// A valid image the DCT path does not handle (progressive, arithmetic-coded or 12-bit
-    /// JPEG, CMYK, and for now PNG and WebP): it must be decoded, stamped and re-encoded.
+    /// JPEG, CMYK, PNG, WebP): internal, [`stamp`] then takes the decode/stamp/encode path.
     #[error("needs the decode/stamp/encode path: {0}")]
     NeedsFallback(&'static str),
 }
 
 /// Stamps the mark into `input`, sniffing the format from its bytes.
 ///
-/// JPEG only, for now: PNG and WebP are recognised and their headers checked (size,
-/// animation), then answered with `NeedsFallback` until the decode/stamp/encode path lands.
+/// Headers are checked (size, animation) before anything is decoded. Baseline and
+/// extended-sequential JPEG is stamped in the DCT domain; the rest is decoded, stamped and
+/// re-encoded in the same format. Never returns `NeedsFallback`.
 pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
     if input.len() > limits.max_bytes {
         return Err(WatermarkError::TooLarge(format!(
@@ -80,27 +86,33 @@ pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
         )));
     }
     match sniff::sniff(input) {
-        Some(Format::Jpeg) => {
-            let (bytes, report) = jpeg::stamp(input, limits)?;
-            tracing::debug!(
-                ?report.tables,
-                report.reencoded_mcus,
-                report.total_mcus,
-                report.changed_blocks,
-                "stamped JPEG in the DCT domain"
-            );
-            Ok(Stamped {
-                bytes,
-                mime: "image/jpeg",
-            })
-        }
+        Some(Format::Jpeg) => match jpeg::stamp(input, limits) {
+            Ok((bytes, report)) => {
+                tracing::debug!(
+                    ?report.tables,
+                    report.reencoded_mcus,
+                    report.total_mcus,
+                    report.changed_blocks,
+                    "stamped JPEG in the DCT domain"
+                );
+                Ok(Stamped {
+                    bytes,
+                    mime: "image/jpeg",
+                })
+            }
+            Err(WatermarkError::NeedsFallback(why)) => {
+                tracing::debug!(why, "JPEG takes the decode/stamp/encode path");
+                fallback::stamp(input, Format::Jpeg, limits)
+            }
+            Err(e) => Err(e),
+        },
         Some(Format::Png) => {
             sniff::check_png(input, limits)?;
-            Err(WatermarkError::NeedsFallback("PNG"))
+            fallback::stamp(input, Format::Png, limits)
         }
         Some(Format::WebP) => {
             sniff::check_webp(input, limits)?;
-            Err(WatermarkError::NeedsFallback("WebP"))
+            fallback::stamp(input, Format::WebP, limits)
         }
         None => Err(WatermarkError::Unsupported("not JPEG, PNG or WebP")),
     }

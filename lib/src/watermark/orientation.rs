@@ -1,9 +1,10 @@
 //! EXIF orientation: reading it from the source, writing it back as the only EXIF field, and
 //! mapping between stored and displayed pixel coordinates.
 //!
-//! We keep the stored pixels and the tag (turning the pixels would mean decoding and
-//! re-encoding the whole image, which the DCT path exists to avoid), so the mark is drawn in
-//! the stored corner that displays as bottom-right, turned to read upright.
+//! The DCT path keeps the stored pixels and the tag (turning the pixels would mean decoding
+//! and re-encoding the whole image, which it exists to avoid), so the mark is drawn in the
+//! stored corner that displays as bottom-right, turned to read upright. The fallback decodes
+//! anyway, so it turns the pixels and drops the tag (`fallback.rs`).
 
 /// EXIF Orientation (tag 0x0112), values 1..=8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use image::{DynamicImage, ImageDecoder};
 
 /// A deterministic photo stand-in: smooth gradients, soft shapes and sensor-like grain, so the
 /// codec sees real texture (not trivially compressible).
-fn photo(w: usize, h: usize, seed: u64) -> Vec<u8> {
+pub(super) fn photo(w: usize, h: usize, seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut noise = move || {
         state ^= state << 13;
@@ -66,7 +66,7 @@ fn decode(bytes: &[u8]) -> image::RgbImage {
 }
 
 /// Header segments (marker, payload) up to and including SOS.
-fn segments(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+pub(super) fn segments(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut i = 2;
     loop {
@@ -93,7 +93,7 @@ fn scan_start(bytes: &[u8]) -> usize {
 }
 
 /// Inserts whole segments right after SOI and the JFIF APP0.
-fn with_segments(jpeg: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
+pub(super) fn with_segments(jpeg: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
     let app0_end = if jpeg[3] == 0xE0 {
         4 + usize::from(u16::from_be_bytes([jpeg[4], jpeg[5]]))
     } else {
@@ -107,14 +107,14 @@ fn with_segments(jpeg: &[u8], extra: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-fn seg(marker: u8, payload: &[u8]) -> Vec<u8> {
+pub(super) fn seg(marker: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     segment(&mut out, marker, payload);
     out
 }
 
 /// A camera-like EXIF block (little-endian): Make, Orientation, and a GPS IFD.
-fn camera_exif(orientation: u16) -> Vec<u8> {
+pub(super) fn camera_exif(orientation: u16) -> Vec<u8> {
     let mut t = b"II\x2a\0\x08\0\0\0".to_vec();
     // IFD0 at 8: 3 entries, then next-IFD 0; data after.
     let ifd0_len = 2 + 3 * 12 + 4;
@@ -696,7 +696,9 @@ fn bad_input_gets_the_right_error() {
         Err(WatermarkError::TooLarge(_))
     ));
 
-    // Valid JPEGs the DCT path does not stamp.
+    // Valid JPEGs the DCT path does not stamp: handed to the fallback, whose decoder reads
+    // neither arithmetic coding nor 12-bit samples (these patched files are not real
+    // progressive ones: `fallback_tests` has a real one).
     let sof_at = good.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     let with = |marker: u8, precision: u8| {
         let mut b = good.clone();
@@ -706,17 +708,24 @@ fn bad_input_gets_the_right_error() {
     };
     let progressive = with(0xC2, 8);
     assert_eq!(
-        stamp(&progressive, &limits),
+        jpeg::stamp(&progressive, &limits),
         Err(WatermarkError::NeedsFallback("progressive JPEG"))
     );
-    assert!(matches!(
-        stamp(&with(0xC9, 8), &limits),
-        Err(WatermarkError::NeedsFallback(_))
-    ));
-    assert!(matches!(
-        stamp(&with(0xC1, 12), &limits),
-        Err(WatermarkError::NeedsFallback(_))
-    ));
+    for (marker, precision) in [(0xC9, 8), (0xC1, 12)] {
+        let patched = with(marker, precision);
+        assert!(matches!(
+            jpeg::stamp(&patched, &limits),
+            Err(WatermarkError::NeedsFallback(_))
+        ));
+        let r = stamp(&patched, &limits);
+        assert!(
+            matches!(
+                r,
+                Err(WatermarkError::Unsupported(_) | WatermarkError::Corrupt(_))
+            ),
+            "SOF {marker:#x}, {precision} bits: {r:?}"
+        );
+    }
     assert!(matches!(
         stamp(&with(0xC3, 8), &limits),
         Err(WatermarkError::Unsupported(_))

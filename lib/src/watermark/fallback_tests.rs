@@ -1,0 +1,435 @@
+//! The decode/stamp/encode path end to end through `stamp`: PNG and lossless WebP exact
+//! outside the mark, progressive JPEG marked, orientation applied, metadata gone, ICC kept,
+//! bombs and animations refused. `testdata/progressive.jpg` is a 240x160 photo-like image
+//! written by libjpeg's `cjpeg -quality 90 -progressive -sample 2x2` (10 scans).
+
+use super::fallback;
+use super::jpeg;
+use super::mark::Overlay;
+use super::orientation::Orientation;
+use super::sniff::Format;
+use super::tests::{camera_exif, photo, seg, segments, with_segments};
+use super::{stamp, Limits, WatermarkError};
+use image::codecs::png::PngEncoder;
+use image::codecs::webp::WebPEncoder;
+use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageEncoder};
+
+const PROGRESSIVE: &[u8] = include_bytes!("testdata/progressive.jpg");
+
+/// RGB photo with a given channel layout: 1 (gray), 2 (gray + alpha), 3, 4; alpha runs from
+/// fully transparent at the left to opaque at the right.
+fn pixels(w: usize, h: usize, channels: usize) -> Vec<u8> {
+    let rgb = photo(w, h, 5);
+    let mut out = Vec::with_capacity(w * h * channels);
+    for (i, p) in rgb.chunks(3).enumerate() {
+        let alpha = ((i % w) * 255 / (w - 1)) as u8;
+        let gray = ((u32::from(p[0]) * 3 + u32::from(p[1]) * 6 + u32::from(p[2])) / 10) as u8;
+        match channels {
+            1 => out.push(gray),
+            2 => out.extend_from_slice(&[gray, alpha]),
+            3 => out.extend_from_slice(p),
+            _ => out.extend_from_slice(&[p[0], p[1], p[2], alpha]),
+        }
+    }
+    out
+}
+
+fn colour_of(channels: usize) -> ExtendedColorType {
+    match channels {
+        1 => ExtendedColorType::L8,
+        2 => ExtendedColorType::La8,
+        3 => ExtendedColorType::Rgb8,
+        _ => ExtendedColorType::Rgba8,
+    }
+}
+
+fn png(data: &[u8], w: u32, h: u32, colour: ExtendedColorType, exif: Option<Vec<u8>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut enc = PngEncoder::new(&mut out);
+    if let Some(tiff) = exif {
+        enc.set_exif_metadata(tiff).unwrap();
+    }
+    enc.write_image(data, w, h, colour).unwrap();
+    out
+}
+
+/// A PNG chunk with a CRC the decoder accepts (our header checks run before it does).
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = (data.len() as u32).to_be_bytes().to_vec();
+    c.extend_from_slice(kind);
+    c.extend_from_slice(data);
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in kind.iter().chain(data) {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                crc >> 1 ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    c.extend_from_slice(&(!crc).to_be_bytes());
+    c
+}
+
+/// Inserts chunks right after IHDR.
+fn png_with_chunks(png: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = png[..33].to_vec();
+    for c in chunks {
+        out.extend_from_slice(c);
+    }
+    out.extend_from_slice(&png[33..]);
+    out
+}
+
+fn png_chunk_kinds(png: &[u8]) -> Vec<String> {
+    let mut kinds = Vec::new();
+    let mut at = 8;
+    while at + 8 <= png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        kinds.push(String::from_utf8_lossy(&png[at + 4..at + 8]).into_owned());
+        at += 12 + len;
+    }
+    kinds
+}
+
+/// A profile header that says RGB (or GRAY) data; the rest is filler, carried byte for byte.
+fn icc(space: &[u8; 4]) -> Vec<u8> {
+    let mut p: Vec<u8> = (0..600u32).map(|i| (i * 7 % 251) as u8).collect();
+    p[..4].copy_from_slice(&600u32.to_be_bytes());
+    p[16..20].copy_from_slice(space);
+    p
+}
+
+/// Asserts every sample outside the mark's box of the upright `before` is unchanged and that
+/// the box visibly changed.
+fn assert_exact_outside_the_mark(before: &DynamicImage, after: &DynamicImage, what: &str) {
+    assert_eq!(before.color(), after.color(), "{what}: colour type kept");
+    assert_eq!(before.width(), after.width(), "{what}");
+    assert_eq!(before.height(), after.height(), "{what}");
+    let mark = Overlay::new(before.width(), before.height(), Orientation::UPRIGHT);
+    let bpp = usize::from(before.color().bytes_per_pixel());
+    let (a, b) = (before.as_bytes(), after.as_bytes());
+    let mut changed = 0;
+    for y in 0..before.height() {
+        for x in 0..before.width() {
+            let at = (y as usize * before.width() as usize + x as usize) * bpp;
+            let same = a[at..at + bpp] == b[at..at + bpp];
+            let inside = (mark.x0..mark.x1()).contains(&x) && (mark.y0..mark.y1()).contains(&y);
+            if inside {
+                changed += usize::from(!same);
+            } else {
+                assert!(same, "{what}: pixel ({x}, {y}) outside the mark changed");
+            }
+        }
+    }
+    assert!(changed > 200, "{what}: only {changed} pixels marked");
+}
+
+fn decode(bytes: &[u8]) -> DynamicImage {
+    image::load_from_memory(bytes).unwrap()
+}
+
+#[test]
+fn png_is_exact_outside_the_mark_in_every_colour_type() {
+    let (w, h) = (360, 240);
+    for channels in 1..=4 {
+        let input = png(
+            &pixels(w, h, channels),
+            w as u32,
+            h as u32,
+            colour_of(channels),
+            None,
+        );
+        let out = stamp(&input, &Limits::default()).unwrap();
+        assert_eq!(out.mime, "image/png");
+        let what = format!("{channels} channels");
+        assert_exact_outside_the_mark(&decode(&input), &decode(&out.bytes), &what);
+        println!(
+            "{what}: {} -> {} bytes ({:.3}x)",
+            input.len(),
+            out.bytes.len(),
+            out.bytes.len() as f64 / input.len() as f64
+        );
+    }
+}
+
+#[test]
+fn sixteen_bit_png_stays_sixteen_bit() {
+    let (w, h) = (200, 150);
+    let rgb = photo(w, h, 3);
+    let wide: Vec<u8> = rgb
+        .iter()
+        .flat_map(|&v| (u16::from(v) * 257).to_ne_bytes())
+        .collect();
+    let input = png(&wide, w as u32, h as u32, ExtendedColorType::Rgb16, None);
+    let out = stamp(&input, &Limits::default()).unwrap();
+    assert_exact_outside_the_mark(&decode(&input), &decode(&out.bytes), "RGB 16");
+}
+
+#[test]
+fn the_mark_shows_on_transparent_pixels_and_alpha_is_kept_elsewhere() {
+    let (w, h) = (300, 200);
+    // Fully transparent everywhere: only the mark may become visible.
+    let clear = vec![0u8; w * h * 4];
+    let input = png(&clear, w as u32, h as u32, ExtendedColorType::Rgba8, None);
+    let out = decode(&stamp(&input, &Limits::default()).unwrap().bytes).to_rgba8();
+    let mark = Overlay::new(w as u32, h as u32, Orientation::UPRIGHT);
+    let mut opaque = 0;
+    for (x, y, p) in out.enumerate_pixels() {
+        let (ink, shade) = mark.at(x, y);
+        if ink == 0 && shade == 0 {
+            assert_eq!(p.0, [0, 0, 0, 0], "({x}, {y})");
+        } else {
+            assert!(p.0[3] > 0, "({x}, {y}) under the mark stays invisible");
+            opaque += 1;
+        }
+    }
+    assert!(opaque > 200);
+}
+
+#[test]
+fn lossless_webp_stays_lossless_and_exact_outside_the_mark() {
+    let (w, h) = (320, 200);
+    for channels in [3, 4] {
+        let mut input = Vec::new();
+        WebPEncoder::new_lossless(&mut input)
+            .write_image(
+                &pixels(w, h, channels),
+                w as u32,
+                h as u32,
+                colour_of(channels),
+            )
+            .unwrap();
+        let out = stamp(&input, &Limits::default()).unwrap();
+        assert_eq!(out.mime, "image/webp");
+        assert!(
+            out.bytes.windows(4).any(|c| c == b"VP8L"),
+            "lossless bitstream"
+        );
+        let what = format!("WebP, {channels} channels");
+        assert_exact_outside_the_mark(&decode(&input), &decode(&out.bytes), &what);
+    }
+}
+
+/// Mean absolute difference of luma over the pixels inside (or outside) `mark`.
+fn mean_diff(a: &image::GrayImage, b: &image::GrayImage, mark: &Overlay, inside: bool) -> f64 {
+    let (mut sum, mut n) = (0u64, 0u64);
+    for (x, y, p) in a.enumerate_pixels() {
+        let is_in = (mark.x0..mark.x1()).contains(&x) && (mark.y0..mark.y1()).contains(&y);
+        if is_in == inside {
+            sum += u64::from(p.0[0].abs_diff(b.get_pixel(x, y).0[0]));
+            n += 1;
+        }
+    }
+    sum as f64 / n as f64
+}
+
+fn is_baseline(jpeg: &[u8]) -> bool {
+    let segs = segments(jpeg);
+    segs.iter().any(|(m, _)| *m == 0xC0) && !segs.iter().any(|(m, _)| *m == 0xC2)
+}
+
+#[test]
+fn a_progressive_jpeg_takes_the_fallback_and_is_marked() {
+    let limits = Limits::default();
+    assert_eq!(
+        jpeg::stamp(PROGRESSIVE, &limits),
+        Err(WatermarkError::NeedsFallback("progressive JPEG"))
+    );
+    let out = stamp(PROGRESSIVE, &limits).unwrap();
+    assert_eq!(out.mime, "image/jpeg");
+    assert!(is_baseline(&out.bytes), "written as baseline");
+    let (before, after) = (
+        decode(PROGRESSIVE).to_luma8(),
+        decode(&out.bytes).to_luma8(),
+    );
+    assert_eq!(before.dimensions(), after.dimensions());
+    let mark = Overlay::new(before.width(), before.height(), Orientation::UPRIGHT);
+    let (inside, outside) = (
+        mean_diff(&before, &after, &mark, true),
+        mean_diff(&before, &after, &mark, false),
+    );
+    println!("progressive: mean luma change {inside:.1} under the mark, {outside:.2} elsewhere");
+    assert_marked_once_over(inside, outside);
+}
+
+/// A JPEG re-encode changes every pixel a little (one generation at quality 88, on grain);
+/// the mark changes its box a lot, and a wrong turn would change everything a lot.
+fn assert_marked_once_over(inside: f64, outside: f64) {
+    assert!(
+        inside > 10.0 && outside < 3.0 && inside > 5.0 * outside,
+        "mean luma change {inside:.2} under the mark, {outside:.2} elsewhere"
+    );
+}
+
+#[test]
+fn the_fallback_jpeg_encoder_marks_a_baseline_file_too() {
+    let (w, h) = (240, 160);
+    let mut input = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut input, 92)
+        .write_image(&photo(w, h, 9), w as u32, h as u32, ExtendedColorType::Rgb8)
+        .unwrap();
+    let out = fallback::stamp(&input, Format::Jpeg, &Limits::default()).unwrap();
+    assert_eq!(out.mime, "image/jpeg");
+    assert!(is_baseline(&out.bytes));
+    let (before, after) = (decode(&input).to_luma8(), decode(&out.bytes).to_luma8());
+    let mark = Overlay::new(w as u32, h as u32, Orientation::UPRIGHT);
+    let (inside, outside) = (
+        mean_diff(&before, &after, &mark, true),
+        mean_diff(&before, &after, &mark, false),
+    );
+    assert_marked_once_over(inside, outside);
+}
+
+#[test]
+fn exif_orientation_is_applied_and_the_mark_lands_bottom_right() {
+    // Orientation 6: stored landscape, displayed portrait turned 90° clockwise.
+    let (w, h) = (300u32, 200u32);
+    let tiff = camera_exif(6)[10..].to_vec();
+    let input = png(
+        &pixels(300, 200, 3),
+        w,
+        h,
+        ExtendedColorType::Rgb8,
+        Some(tiff),
+    );
+    let out = stamp(&input, &Limits::default()).unwrap();
+    let kinds = png_chunk_kinds(&out.bytes);
+    assert!(!kinds.iter().any(|k| k == "eXIf"), "{kinds:?}");
+    let mut upright = decode(&input);
+    upright.apply_orientation(image::metadata::Orientation::Rotate90);
+    // Pixel-exact outside the mark of the upright (200 x 300) image.
+    assert_exact_outside_the_mark(&upright, &decode(&out.bytes), "PNG orientation 6");
+
+    let jpeg_in = with_segments(PROGRESSIVE, &[camera_exif(6)]);
+    let out = stamp(&jpeg_in, &Limits::default()).unwrap();
+    assert!(!out.bytes.windows(4).any(|c| c == b"Exif"), "no EXIF left");
+    let mut upright = decode(PROGRESSIVE);
+    upright.apply_orientation(image::metadata::Orientation::Rotate90);
+    let (before, after) = (upright.to_luma8(), decode(&out.bytes).to_luma8());
+    assert_eq!(before.dimensions(), (160, 240));
+    assert_eq!(after.dimensions(), (160, 240));
+    let mark = Overlay::new(160, 240, Orientation::UPRIGHT);
+    let (inside, outside) = (
+        mean_diff(&before, &after, &mark, true),
+        mean_diff(&before, &after, &mark, false),
+    );
+    assert_marked_once_over(inside, outside);
+}
+
+#[test]
+fn private_metadata_goes_and_the_icc_profile_stays() {
+    let (w, h) = (200u32, 120u32);
+    let rgb_icc = icc(b"RGB ");
+    let mut enc_out = Vec::new();
+    let mut enc = PngEncoder::new(&mut enc_out);
+    enc.set_icc_profile(rgb_icc.clone()).unwrap();
+    enc.set_exif_metadata(camera_exif(1)[10..].to_vec())
+        .unwrap();
+    enc.write_image(&pixels(200, 120, 3), w, h, ExtendedColorType::Rgb8)
+        .unwrap();
+    let input = png_with_chunks(
+        &enc_out,
+        &[
+            png_chunk(b"tEXt", b"Comment\0shot at home, 12 Main Street"),
+            png_chunk(b"iTXt", b"XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta/>"),
+        ],
+    );
+    let out = stamp(&input, &Limits::default()).unwrap().bytes;
+    assert_eq!(
+        png_chunk_kinds(&out),
+        ["IHDR", "iCCP", "IDAT", "IEND"].map(String::from)
+    );
+    let mut dec = image::codecs::png::PngDecoder::new(std::io::Cursor::new(&out)).unwrap();
+    assert_eq!(dec.icc_profile().unwrap(), Some(rgb_icc.clone()));
+
+    // A profile for another colour model than the pixels would be wrong: dropped.
+    let mut enc_out = Vec::new();
+    let mut enc = PngEncoder::new(&mut enc_out);
+    enc.set_icc_profile(rgb_icc.clone()).unwrap();
+    enc.write_image(&pixels(200, 120, 1), w, h, ExtendedColorType::L8)
+        .unwrap();
+    let out = stamp(&enc_out, &Limits::default()).unwrap().bytes;
+    assert!(!png_chunk_kinds(&out).iter().any(|k| k == "iCCP"));
+
+    // Progressive JPEG: ICC kept, EXIF, XMP and comments gone.
+    let mut icc_seg = b"ICC_PROFILE\0\x01\x01".to_vec();
+    icc_seg.extend_from_slice(&rgb_icc);
+    let input = with_segments(
+        PROGRESSIVE,
+        &[
+            camera_exif(1),
+            seg(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>"),
+            seg(0xE2, &icc_seg),
+            seg(0xFE, b"shot at home, 12 Main Street"),
+        ],
+    );
+    let out = stamp(&input, &Limits::default()).unwrap().bytes;
+    let segs = segments(&out);
+    assert!(segs.iter().all(|(m, _)| !matches!(*m, 0xE1 | 0xFE)));
+    for needle in [&b"Canon"[..], b"Main Street", b"xap"] {
+        assert!(!out.windows(needle.len()).any(|w| w == needle));
+    }
+    let mut dec = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&out)).unwrap();
+    assert_eq!(dec.icc_profile().unwrap(), Some(rgb_icc));
+}
+
+#[test]
+fn a_png_bomb_is_refused_before_decoding() {
+    // 4000 x 4000 black pixels compress to a few KB.
+    let (w, h) = (4000u32, 4000u32);
+    let input = png(
+        &vec![0u8; (w * h) as usize],
+        w,
+        h,
+        ExtendedColorType::L8,
+        None,
+    );
+    assert!(input.len() < 100_000, "{} bytes", input.len());
+    let limits = Limits {
+        max_pixels: 1_000_000,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        stamp(&input, &limits),
+        Err(WatermarkError::TooLarge(_))
+    ));
+    // The fallback's own check, from the decoder's reading of the header.
+    assert!(matches!(
+        fallback::stamp(&input, Format::Png, &limits),
+        Err(WatermarkError::TooLarge(_))
+    ));
+}
+
+#[test]
+fn animations_and_broken_files_are_never_published() {
+    let limits = Limits::default();
+    let input = png(&pixels(64, 48, 3), 64, 48, ExtendedColorType::Rgb8, None);
+    let apng = png_with_chunks(&input, &[png_chunk(b"acTL", &[0, 0, 0, 2, 0, 0, 0, 0])]);
+    assert_eq!(
+        stamp(&apng, &limits),
+        Err(WatermarkError::Unsupported("animated PNG"))
+    );
+    for cut in [input.len() / 2, input.len() - 20] {
+        let r = stamp(&input[..cut], &limits);
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "PNG cut at {cut}: {r:?}"
+        );
+    }
+    let mut webp = Vec::new();
+    WebPEncoder::new_lossless(&mut webp)
+        .write_image(&pixels(64, 48, 3), 64, 48, ExtendedColorType::Rgb8)
+        .unwrap();
+    let r = stamp(&webp[..webp.len() / 2], &limits);
+    assert!(matches!(r, Err(WatermarkError::Corrupt(_))), "WebP: {r:?}");
+    let mut garbage = PROGRESSIVE[..PROGRESSIVE.len() / 3].to_vec();
+    garbage.extend(std::iter::repeat_n(0xA5, 200));
+    let r = stamp(&garbage, &limits);
+    println!(
+        "progressive with garbage scans: {:?}",
+        r.as_ref().map(|s| s.bytes.len())
+    );
+}
