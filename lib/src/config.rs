@@ -56,6 +56,11 @@ pub const DEFAULT_MAX_TAGS: usize = 10;
 /// How long a resolved share link's presigned URL stays valid.
 pub const DEFAULT_LINK_TTL_S: u64 = 300;
 
+/// Largest image (width x height) the watermark function decodes; refused from the header.
+pub const DEFAULT_WATERMARK_MAX_PIXELS: u64 = 50_000_000;
+/// Largest staged file the watermark function reads.
+pub const DEFAULT_WATERMARK_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -90,6 +95,10 @@ pub struct Config {
     pub max_tags: usize,
     /// See [`DEFAULT_LINK_TTL_S`].
     pub link_ttl_s: u64,
+    /// See [`DEFAULT_WATERMARK_MAX_PIXELS`].
+    pub watermark_max_pixels: u64,
+    /// See [`DEFAULT_WATERMARK_MAX_BYTES`].
+    pub watermark_max_bytes: u64,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -206,6 +215,11 @@ impl Config {
                 .min(20) as u32,
             max_tags: number("JOIP_MAX_TAGS", DEFAULT_MAX_TAGS as u64)?.min(100) as usize,
             link_ttl_s: number("JOIP_LINK_TTL_S", DEFAULT_LINK_TTL_S)?.min(7 * 24 * 3600),
+            watermark_max_pixels: number(
+                "JOIP_WATERMARK_MAX_PIXELS",
+                DEFAULT_WATERMARK_MAX_PIXELS,
+            )?,
+            watermark_max_bytes: number("JOIP_WATERMARK_MAX_BYTES", DEFAULT_WATERMARK_MAX_BYTES)?,
         })
     }
 }

@@ -1845,3 +1845,57 @@ fn copy_sources_are_decoded() {
         ("general".to_string(), "sessions/1/ä+x.jpg".to_string())
     );
 }
+
+/// CloudFront serves the general bucket's `community/` prefix and nothing else (the emulator
+/// enforces no access rules, so this is checked here): the bucket policy lets only this
+/// distribution read, only `community/*`; the origin adds no path; no other statement allows a
+/// read of the bucket; Block Public Access stays on.
+#[test]
+fn cloudfront_serves_only_the_community_prefix() {
+    let template = Template::load();
+    let resources = template.resources();
+    let policy = &resources["GeneralBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"];
+    let allows: Vec<&Value> = strings(policy)
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
+    assert_eq!(
+        allows.len(),
+        1,
+        "one Allow on the general bucket: {allows:?}"
+    );
+    let allow = allows[0];
+    assert_eq!(
+        allow["Principal"],
+        json!({ "Service": "cloudfront.amazonaws.com" })
+    );
+    assert_eq!(allow["Action"], "s3:GetObject");
+    assert_eq!(
+        allow["Resource"],
+        json!({ "Fn::Sub": "${GeneralBucket.Arn}/community/*" }),
+        "CloudFront reads community/ only: never staging/ or sessions/"
+    );
+    let source = allow["Condition"]["StringEquals"]["AWS:SourceArn"].to_string();
+    assert!(
+        source.contains("${Distribution}"),
+        "only this distribution: {source}"
+    );
+    let origins = &resources["Distribution"]["Properties"]["DistributionConfig"]["Origins"];
+    for origin in strings(origins) {
+        assert!(
+            origin
+                .get("OriginPath")
+                .is_none_or(|p| p.as_str() == Some("")),
+            "an origin path would map public URLs elsewhere: {origin}"
+        );
+    }
+    let block = &resources["GeneralBucket"]["Properties"]["PublicAccessBlockConfiguration"];
+    for flag in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[flag], true, "{flag}");
+    }
+}

@@ -69,7 +69,10 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         Err(e) if e.permanent => return Ok(Processed::Skipped),
         Err(e) => return Err(transient(e)),
     };
-    let limits = Limits::default();
+    let limits = Limits {
+        max_pixels: app.config.watermark_max_pixels,
+        max_bytes: usize::try_from(app.config.watermark_max_bytes).unwrap_or(usize::MAX),
+    };
     let stamped = tokio::task::spawn_blocking(move || stamp(&original, &limits))
         .await
         .map_err(transient)?;

@@ -68,6 +68,8 @@ impl TestEnv {
             sdk_max_attempts: joip::config::DEFAULT_SDK_MAX_ATTEMPTS,
             max_tags: joip::config::DEFAULT_MAX_TAGS,
             link_ttl_s: joip::config::DEFAULT_LINK_TTL_S,
+            watermark_max_pixels: joip::config::DEFAULT_WATERMARK_MAX_PIXELS,
+            watermark_max_bytes: joip::config::DEFAULT_WATERMARK_MAX_BYTES,
         };
         let sdk = sdk_config(&endpoint).await;
         let app = App::new(config, &sdk);
