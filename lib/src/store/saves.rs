@@ -453,7 +453,7 @@ fn is_update_condition_failure<R>(
 }
 
 /// For a cancelled transaction, which items failed their condition (in request order).
-fn failed_conditions<R>(
+pub(super) fn failed_conditions<R>(
     err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
 ) -> Vec<bool> {
     match err.as_service_error() {

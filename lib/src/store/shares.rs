@@ -502,11 +502,5 @@ fn string_list(values: &[String]) -> AttributeValue {
 }
 
 fn condition_failed<R>(err: &SdkError<TransactWriteItemsError, R>) -> bool {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
-            .cancellation_reasons()
-            .iter()
-            .any(|r| r.code() == Some("ConditionalCheckFailed")),
-        _ => false,
-    }
+    super::saves::failed_conditions(err).into_iter().any(|f| f)
 }
