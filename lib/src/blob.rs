@@ -66,6 +66,8 @@ pub struct ObjectInfo {
     pub size: u64,
     /// The ETag as S3 sends it (quoted).
     pub e_tag: String,
+    /// When it was written (epoch seconds), if S3 said.
+    pub modified_s: Option<i64>,
 }
 
 impl ObjectInfo {
@@ -297,6 +299,7 @@ impl Blob {
             Ok(out) => Ok(Some(ObjectInfo {
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 e_tag: out.e_tag().unwrap_or_default().to_string(),
+                modified_s: out.last_modified().map(|d| d.secs()),
             })),
             Err(e) if source_gone(&e) => Ok(None),
             Err(e) => Err(BlobError::new("head", bucket, key, e, false)),
@@ -368,6 +371,7 @@ impl Blob {
                     let info = ObjectInfo {
                         size: object.size().unwrap_or(0).max(0) as u64,
                         e_tag: object.e_tag().unwrap_or_default().to_string(),
+                        modified_s: object.last_modified().map(|d| d.secs()),
                     };
                     found.insert(key.to_string(), info);
                 }

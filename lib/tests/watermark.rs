@@ -267,3 +267,27 @@ async fn a_png_upload_is_published_through_the_fallback_as_png() {
     );
     assert_ne!(published, png.to_vec(), "stamped");
 }
+
+#[tokio::test]
+async fn an_event_that_beats_its_record_is_retried_not_dropped() {
+    // A share copies to staging before it writes the record, and S3 may notify in between.
+    let env = TestEnv::new().await;
+    let general = env.app.config.general_bucket.clone();
+    let key = "staging/aa/bb/4242-early.jpg";
+    env.app
+        .blob
+        .put(&general, key, PHOTO.to_vec(), "image/jpeg")
+        .await
+        .unwrap();
+    assert!(
+        process_staged(&env.app, key).await.is_err(),
+        "retried later"
+    );
+    let failures = handle_batch(&env.app, &event(&[key])).await;
+    assert_eq!(failures, vec![format!("m-{key}")], "a batch item failure");
+    assert_eq!(
+        env.keys(&general, "staging/").await.len(),
+        1,
+        "the staged original waits for its record"
+    );
+}

@@ -53,10 +53,14 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         return Ok(Processed::Skipped);
     };
     let record = app.store.community_media(id).await.map_err(transient)?;
-    let Some(record) = record.filter(|r| r.staging_key.as_deref() == Some(key)) else {
-        // Unshared (or replaced) before we got here: the staged original is an orphan.
-        app.blob.delete(general, key).await.map_err(transient)?;
-        return Ok(Processed::Skipped);
+    let record = match record {
+        Some(r) if r.staging_key.as_deref() == Some(key) => r,
+        // Replaced by another copy: the staged original is an orphan.
+        Some(_) => {
+            app.blob.delete(general, key).await.map_err(transient)?;
+            return Ok(Processed::Skipped);
+        }
+        None => return missing_record(app, key).await,
     };
     if record.status != CommunityStatus::Pending {
         // Already published (a duplicate event) or failed: only the staging object may remain.
@@ -128,6 +132,30 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         }
     }
     Err(Transient(format!("record {id} kept changing")))
+}
+
+/// How long a staged object may wait for its record: a share copies the object before it writes
+/// the record, and S3 can notify in between. Past this, a staged object without a record is an
+/// orphan (its share was undone or died) and is removed.
+pub const STAGING_GRACE_S: i64 = 15 * 60;
+
+/// No record (yet) for a staged object: retried while the share that staged it may still be
+/// writing it, removed as an orphan after [`STAGING_GRACE_S`].
+async fn missing_record(app: &App, key: &str) -> Result<Processed, Transient> {
+    let general = &app.config.general_bucket;
+    let Some(object) = app.blob.head(general, key).await.map_err(transient)? else {
+        return Ok(Processed::Skipped); // unshared: the unshare removed it already
+    };
+    let now_s = crate::domain::now_millis() / 1000;
+    match object.modified_s {
+        Some(written) if now_s - written < STAGING_GRACE_S => Err(Transient(format!(
+            "{key} has no record yet (its share may still be writing it): retry"
+        ))),
+        _ => {
+            app.blob.delete(general, key).await.map_err(transient)?;
+            Ok(Processed::Skipped)
+        }
+    }
 }
 
 async fn fail(
