@@ -32,6 +32,21 @@ pub fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .and_then(|q| q.first(name))
 }
 
+/// `?limit=`: 1 or more (larger than [`crate::config::MAX_PAGE_SIZE`] is capped), the default page
+/// size when absent; anything else is 400 "Invalid limit".
+pub fn page_limit(req: &Request) -> Result<u32, AppError> {
+    use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+    match query(req, "limit") {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| n.min(MAX_PAGE_SIZE))
+            .ok_or(AppError::BadRequest("Invalid limit")),
+    }
+}
+
 /// Parses a JSON object body; an empty body reads as `{}` so every field takes its documented
 /// default.
 pub fn json_body<T: DeserializeOwned>(req: &Request, err: &'static str) -> Result<T, AppError> {

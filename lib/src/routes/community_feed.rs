@@ -1,8 +1,7 @@
 //! `GET /api/community/media` (public: no identity).
 
-use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::error::AppError;
-use crate::http::{json, query, serve};
+use crate::http::{json, page_limit, query, serve};
 use crate::service::community::community_feed;
 use crate::App;
 use lambda_http::{Body, Request, Response};
@@ -15,15 +14,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn feed(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
-    let limit = match query(req, "limit") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or(AppError::BadRequest("Invalid limit"))?
-            .min(MAX_PAGE_SIZE),
-    };
+    let limit = page_limit(req)?;
     let body = community_feed(app, query(req, "tag"), limit as usize, query(req, "cursor")).await?;
     Ok(json(200, &body))
 }

@@ -1,8 +1,7 @@
 //! `GET /api/user/media`: the caller's media, newest first, cursor-paginated.
 
-use crate::config::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::error::AppError;
-use crate::http::{json, query, serve};
+use crate::http::{json, page_limit, query, serve};
 use crate::store::items::MediaItem;
 use crate::{auth, pagination, App};
 use lambda_http::{Body, Request, Response};
@@ -20,15 +19,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn list(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     let caller = auth::caller(req, app.config.local.as_ref())?;
-    let limit = match query(req, "limit") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or(AppError::BadRequest("Invalid limit"))?
-            .min(MAX_PAGE_SIZE),
-    };
+    let limit = page_limit(req)?;
     let key = app
         .config
         .cursor_key(CURSOR_PURPOSE)

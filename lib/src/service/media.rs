@@ -15,8 +15,27 @@ pub async fn record_media(
     size: u64,
 ) -> Result<MediaItem, StoreError> {
     let id = MediaId(store.ids().next(counters::MEDIA).await?);
+    let item = new_media_item(owner, file_path, id, source, mime_type, size);
+    match store.create_media_at_path(&item).await? {
+        crate::store::Written::Done => Ok(item),
+        crate::store::Written::Stale => Err(StoreError::corrupt(
+            "record media",
+            format!("{file_path} already has a media record"),
+        )),
+    }
+}
+
+/// A media record not yet shared, created now.
+pub fn new_media_item(
+    owner: &UserId,
+    file_path: &str,
+    id: MediaId,
+    source: MediaSource,
+    mime_type: &str,
+    size: u64,
+) -> MediaItem {
     let created = now_millis();
-    let item = MediaItem {
+    MediaItem {
         pk: keys::media(id),
         sk: keys::MEDIA.into(),
         gsi1pk: keys::owner_media(owner),
@@ -33,13 +52,6 @@ pub async fn record_media(
         share_to_community: false,
         share_code: None,
         community_media_id: None,
-    };
-    match store.create_media_at_path(&item).await? {
-        crate::store::Written::Done => Ok(item),
-        crate::store::Written::Stale => Err(StoreError::corrupt(
-            "record media",
-            format!("{file_path} already has a media record"),
-        )),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::domain::{
     now_millis, rfc3339_millis, sniff_mime, MediaId, MediaKind, MediaSource, TagSlug, UserId,
 };
 use crate::error::AppError;
+use crate::service::media::new_media_item;
 use crate::store::ids::counters;
 use crate::store::items::{
     ActivityItem, CommunityMediaItem, CommunityStatus, CommunityTagItem, MediaItem, ShareCodeItem,
@@ -215,7 +216,14 @@ pub async fn share_media_by_path(
         None => {
             // Every refusal before the record is written: plan the share on the record it would
             // be (planning reads the object's first bytes, as recording does).
-            let provisional = path_media(caller, file_path, MediaId(0), "", info.size);
+            let provisional = new_media_item(
+                caller,
+                file_path,
+                MediaId(0),
+                MediaSource::Upload,
+                "",
+                info.size,
+            );
             if request.share_to_community {
                 plan_community(app, &provisional, request).await?;
             }
@@ -268,7 +276,7 @@ async fn record_path(
             .await
             .map_err(failed)?,
     );
-    let item = path_media(caller, file_path, id, mime, size);
+    let item = new_media_item(caller, file_path, id, MediaSource::Upload, mime, size);
     match app
         .store
         .create_media_at_path(&item)
@@ -282,29 +290,6 @@ async fn record_path(
             .await
             .map_err(failed)?
             .ok_or_else(|| AppError::internal(FAILED, "path record vanished")),
-    }
-}
-
-/// The media record of an object a client uploaded straight to S3: source `upload`.
-fn path_media(caller: &UserId, file_path: &str, id: MediaId, mime: &str, size: u64) -> MediaItem {
-    let created = now_millis();
-    MediaItem {
-        pk: keys::media(id),
-        sk: keys::MEDIA.into(),
-        gsi1pk: keys::owner_media(caller),
-        gsi1sk: keys::owner_media_sort(created, id),
-        media_id: id,
-        owner_id: caller.clone(),
-        file_path: file_path.into(),
-        source: MediaSource::Upload.as_str().into(),
-        mime_type: mime.into(),
-        size,
-        created_at: rfc3339_millis(created),
-        created_at_ms: created,
-        is_shared: false,
-        share_to_community: false,
-        share_code: None,
-        community_media_id: None,
     }
 }
 
@@ -470,7 +455,7 @@ async fn ensure_community(
             };
             if record.status == CommunityStatus::Failed {
                 // A copy that could not be published is replaced by a fresh one.
-                remove_record(app, media_id, &record)
+                remove_record(app, Some(&media), &record)
                     .await
                     .map_err(failed)?;
                 continue;
@@ -602,10 +587,7 @@ fn tag_items(record: &CommunityMediaItem, tags: &[String]) -> Vec<CommunityTagIt
 /// A unique name under a non-flat prefix (two levels from a hash of the id), so no single S3
 /// prefix takes every community object.
 fn community_key(id: u64, mime: &str) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in id.to_be_bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
+    let h = keys::stable_hash(id.to_be_bytes());
     let unique = uuid::Uuid::new_v4().simple().to_string();
     format!(
         "{COMMUNITY_PREFIX}{:02x}/{:02x}/{id}-{}.{}",
@@ -634,17 +616,18 @@ async fn remove_community(app: &App, media_id: MediaId) -> Result<(), StoreError
     for _ in 0..ROUNDS {
         let (media, marker) = app.store.media_and_marker(media_id).await?;
         let Some(marker) = marker else {
-            if let Some(media) =
-                media.filter(|m| m.share_to_community || m.community_media_id.is_some())
+            if let Some(media) = media
+                .as_ref()
+                .filter(|m| m.share_to_community || m.community_media_id.is_some())
             {
-                app.store.mark_not_in_community(&media).await?;
+                app.store.mark_not_in_community(media).await?;
             }
             return Ok(());
         };
         let Some(record) = app.store.community_media(marker.community_media_id).await? else {
             continue;
         };
-        if remove_record(app, media_id, &record).await? == Written::Done {
+        if remove_record(app, media.as_ref(), &record).await? == Written::Done {
             return Ok(());
         }
     }
@@ -656,10 +639,10 @@ async fn remove_community(app: &App, media_id: MediaId) -> Result<(), StoreError
 
 async fn remove_record(
     app: &App,
-    media_id: MediaId,
+    media: Option<&MediaItem>,
     record: &CommunityMediaItem,
 ) -> Result<Written, StoreError> {
-    let written = app.store.remove_community(media_id, record).await?;
+    let written = app.store.remove_community(media, record).await?;
     if written == Written::Done {
         for key in std::iter::once(&record.key).chain(&record.staging_key) {
             if let Err(e) = app.blob.delete(&record.bucket, key).await {

@@ -142,12 +142,13 @@ pub fn copying_saves(shard: u32) -> String {
 }
 /// GSI1 shard of a save record: spread by its own key.
 pub fn copying_shard(user: &UserId, source: SessionId) -> u32 {
-    // FNV-1a: stable across processes and releases (std's hasher is neither).
-    let mut h: u32 = 0x811c_9dc5;
-    for b in user.as_str().bytes().chain(source.0.to_be_bytes()) {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h % COPYING_SHARDS
+    stable_hash(user.as_str().bytes().chain(source.0.to_be_bytes())) % COPYING_SHARDS
+}
+/// FNV-1a: stable across processes and releases (std's hasher is neither), for spreading keys.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u32 {
+    bytes.into_iter().fold(0x811c_9dc5, |h: u32, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }
 /// GSI1 sort key of a copying save: when its lease lapses, fixed width so text order is time order.
 pub fn lease_sort(until_ms: i64) -> String {

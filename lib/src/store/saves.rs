@@ -228,7 +228,7 @@ impl Store {
         .await;
         match out {
             Ok(out) => out.attributes.map(|a| from_item(OP, a)).transpose(),
-            Err(e) if is_update_condition_failure(&e) => Ok(None),
+            Err(e) if super::records::is_condition_failure(&e) => Ok(None),
             Err(e) => Err(StoreError::new(OP, e)),
         }
     }
@@ -276,7 +276,7 @@ impl Store {
         .await;
         match out {
             Ok(_) => Ok(true),
-            Err(e) if is_update_condition_failure(&e) => Ok(false),
+            Err(e) if super::records::is_condition_failure(&e) => Ok(false),
             Err(e) => Err(StoreError::new(op, e)),
         }
     }
@@ -441,15 +441,6 @@ fn conditional_put(mut op: TransactWriteItem, condition: &str) -> TransactWriteI
         put.condition_expression = Some(condition.to_string());
     }
     op
-}
-
-fn is_update_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-        R,
-    >,
-) -> bool {
-    super::records::is_condition_failure(err)
 }
 
 /// For a cancelled transaction, which items failed their condition (in request order).

@@ -223,14 +223,16 @@ impl Store {
     /// Removes a community copy's records in one transaction (only if the record is still at the
     /// version read): marker, record, tag items, and the media's community state. The objects are
     /// the caller's to delete after.
+    /// `media` is the original as the caller just read it, `None` if it is gone (community copies
+    /// outlive it); its community state is updated only if it still exists.
     pub async fn remove_community(
         &self,
-        media_id: MediaId,
+        media: Option<&MediaItem>,
         record: &CommunityMediaItem,
     ) -> Result<Written, StoreError> {
         const OP: &str = "remove community record";
         let mut items = vec![
-            self.delete_op(keys::media(media_id), keys::COMMUNITY),
+            self.delete_op(keys::media(record.media_id), keys::COMMUNITY),
             TransactWriteItem::builder()
                 .delete(
                     Delete::builder()
@@ -246,15 +248,13 @@ impl Store {
         for tag in &record.tags {
             items.push(self.delete_op(record.pk.clone(), &keys::community_tag(tag)));
         }
-        // The original may be gone (community copies outlive it): only update it if it exists.
-        let (media, _) = self.media_and_marker(media_id).await?;
         if let Some(media) = media {
             items.push(
                 TransactWriteItem::builder()
                     .update(
                         Update::builder()
                             .table_name(&self.table)
-                            .set_key(Some(key(media.pk, media.sk)))
+                            .set_key(Some(key(media.pk.clone(), media.sk.clone())))
                             .update_expression("SET shareToCommunity = :no REMOVE communityMediaId")
                             .condition_expression("attribute_exists(pk)")
                             .expression_attribute_values(":no", AttributeValue::Bool(false))
