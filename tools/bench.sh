@@ -1,15 +1,61 @@
 #!/usr/bin/env bash
-# Benchmarks against a private emulator (port 4598). Prints ratios against baselines measured in
-# the same run; see lib/benches/.
+# Every benchmark, in release mode; each prints ratios against a baseline measured in the same
+# run (this machine is shared and noisy). `--quick` (what tools/test.sh runs, so the benchmarks
+# cannot rot): small sizes, one or two repetitions, nothing asserted about time.
+#   lib/benches/save_session.rs, lib/benches/share.rs: against a private emulator (port 4598);
+#   tools/bench/watermark/run.py: our image code against sharp (npm, pinned) and jpegtran.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
 PORT="${JOIP_BENCH_EMULATOR_PORT:-4598}"
-mkdir -p target/test-logs
+OUT="$ROOT/target/bench"
+mkdir -p target/test-logs "$OUT"
 trap 'trap - EXIT INT TERM; stop_children' EXIT INT TERM
 bootstrap
+if [ "$QUICK" = 1 ]; then
+  export JOIP_BENCH_QUICK=1 JOIP_BENCH_ROUNDS=2
+fi
+
+# The watermark benchmark's own tools: Pillow and numpy for the inputs (a venv of its own),
+# sharp from npm (run.py installs it from the pinned lockfile), jpegtran from Debian.
+BENCH_VENV="$OUT/venv"
+BENCH_REQ="$ROOT/tools/bench/watermark/requirements.txt"
+if ! cmp -s "$BENCH_REQ" "$BENCH_VENV/.requirements" 2>/dev/null; then
+  log "installing the watermark benchmark's Python packages into target/bench/venv"
+  python3 -m venv "$BENCH_VENV"
+  "$BENCH_VENV/bin/python" -m pip install --quiet -r "$BENCH_REQ"
+  cp "$BENCH_REQ" "$BENCH_VENV/.requirements"
+fi
+if ! command -v jpegtran >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing jpegtran (Debian libjpeg-turbo-progs), the DCT path's floor"
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends libjpeg-turbo-progs; } >/dev/null \
+      || log "could not install jpegtran: the DCT path's floor will be missing"
+  else
+    log "jpegtran not found (Debian: apt-get install libjpeg-turbo-progs): the DCT path's floor will be missing"
+  fi
+fi
+command -v node >/dev/null || die "node not found: the watermark benchmark runs sharp (install Node.js 18+)"
+
+log "building the benchmarks"
+cargo bench --quiet -p joip --no-run
+WATERMARK_BENCH=$(cargo bench -p joip --bench watermark --no-run --message-format=json 2>/dev/null \
+  | "$BENCH_VENV/bin/python" -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "watermark" and m.get("executable"):
+        print(m["executable"])')
+[ -x "$WATERMARK_BENCH" ] || die "no watermark benchmark binary"
+
 start_emulator "$PORT" target/test-logs/bench-emulator.log
 use_emulator "$PORT"
 export JOIP_TEST_ENDPOINT="$AWS_ENDPOINT_URL"
-cargo bench -p joip --bench save_session
-cargo bench -p joip --bench share
+log "save_session"
+cargo bench --quiet -p joip --bench save_session
+log "share"
+cargo bench --quiet -p joip --bench share
+log "watermark (against sharp and jpegtran)"
+"$BENCH_VENV/bin/python" tools/bench/watermark/run.py --bench-bin "$WATERMARK_BENCH" \
+  --out "$OUT/watermark" $([ "$QUICK" = 1 ] && echo --quick)

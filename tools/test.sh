@@ -24,6 +24,9 @@ cfn-lint template.yaml
 SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml >"$LOGS/sam-validate.log" 2>&1 \
   || { cat "$LOGS/sam-validate.log"; die "sam validate --lint failed"; }
 
+log "openapi.yaml: openapi-spec-validator"
+openapi-spec-validator --schema 3.1 openapi.yaml
+
 log "building"
 cargo build --quiet --workspace --all-targets
 
@@ -50,4 +53,12 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log" || statu
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$LOGS/cargo-test.log"
+
+# The benchmarks in quick mode, so they cannot rot: small sizes, nothing asserted about time.
+log "benchmarks, quick mode (tools/bench.sh --quick; log: $LOGS/bench-quick.log)"
+if ! JOIP_BENCH_EMULATOR_PORT="${JOIP_TEST_BENCH_PORT:-4597}" tools/bench.sh --quick >"$LOGS/bench-quick.log" 2>&1; then
+  tail -40 "$LOGS/bench-quick.log"
+  log "the benchmarks failed"
+  status=1
+fi
 exit "$status"

@@ -189,6 +189,32 @@ async fn events_for_objects_gone_or_outside_staging_change_nothing() {
     assert_eq!(env.snapshot().await, before);
 }
 
+/// Messages that can never succeed are reported failed every time (so SQS moves them to the
+/// DLQ after maxReceiveCount), without holding back the good messages of their batch.
+#[tokio::test]
+async fn poison_messages_are_failed_and_the_rest_of_the_batch_is_not() {
+    let env = TestEnv::new().await;
+    let before = env.snapshot().await;
+    let test_event = json!({ "Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b" });
+    let bad_key = json!({ "Records": [{ "s3": { "object": { "key": "staging/%zz.jpg" } } }] });
+    let batch = json!({ "Records": [
+        { "messageId": "garbage", "body": "not json {" },
+        { "messageId": "no-records", "body": "{\"hello\":1}" },
+        { "messageId": "no-body" },
+        { "messageId": "bad-key", "body": bad_key.to_string() },
+        { "messageId": "test-event", "body": test_event.to_string() },
+        event(&["staging/aa/bb/999-gone.jpg"])["Records"][0].clone(),
+    ]});
+    for _ in 0..2 {
+        assert_eq!(
+            handle_batch(&env.app, &batch).await,
+            vec!["garbage", "no-records", "no-body", "bad-key"],
+            "the same verdict on every delivery"
+        );
+    }
+    assert_eq!(env.snapshot().await, before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_chaos_redelivery_publishes_exactly_once() {
     let env = TestEnv::new().await;

@@ -43,6 +43,10 @@ pub enum LocalCmd {
         /// One receive (up to 10 messages) and stop, instead of polling forever.
         #[arg(long)]
         once: bool,
+        /// Seconds a received message stays invisible before it is redelivered (deployed, the
+        /// queue's VisibilityTimeout; shorter here so a failed message comes back soon).
+        #[arg(long, default_value_t = 30)]
+        visibility_timeout: i32,
     },
 }
 
@@ -50,15 +54,22 @@ pub async fn run(target: &Target, cmd: LocalCmd) -> Result<Value> {
     match cmd {
         LocalCmd::Init { queue } => init(target, &queue).await,
         LocalCmd::Seed => seed(target).await,
-        LocalCmd::Poll { queue, api, once } => poll(target, &queue, &api, once).await,
+        LocalCmd::Poll {
+            queue,
+            api,
+            once,
+            visibility_timeout,
+        } => poll(target, &queue, &api, once, visibility_timeout).await,
     }
 }
 
-/// Seconds a received message stays invisible before it is redelivered (as the queue's
-/// VisibilityTimeout does deployed, shortened for the local stack).
-const POLL_VISIBILITY_S: i32 = 30;
-
-async fn poll(target: &Target, queue: &str, api: &str, once: bool) -> Result<Value> {
+async fn poll(
+    target: &Target,
+    queue: &str,
+    api: &str,
+    once: bool,
+    visibility_timeout: i32,
+) -> Result<Value> {
     let sqs = aws_sdk_sqs::Client::new(&target.sdk);
     let url = sqs
         .get_queue_url()
@@ -80,7 +91,7 @@ async fn poll(target: &Target, queue: &str, api: &str, once: bool) -> Result<Val
             .queue_url(&url)
             .max_number_of_messages(10)
             .wait_time_seconds(if once { 1 } else { 5 })
-            .visibility_timeout(POLL_VISIBILITY_S)
+            .visibility_timeout(visibility_timeout)
             .send()
             .await
             .context("receiving from the watermark queue")?;
@@ -101,7 +112,7 @@ async fn poll(target: &Target, queue: &str, api: &str, once: bool) -> Result<Val
                 .collect();
             let event = json!({ "Records": records });
             let invoke = invoke.clone();
-            let answer: Value = tokio::task::spawn_blocking(move || -> Result<Value> {
+            let answer = tokio::task::spawn_blocking(move || -> Result<Value> {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
                     .timeout_global(Some(std::time::Duration::from_secs(300)))
                     .build()
@@ -112,15 +123,24 @@ async fn poll(target: &Target, queue: &str, api: &str, once: bool) -> Result<Val
                     .body_mut()
                     .read_json()?)
             })
-            .await??;
-            let failures: Vec<&str> = answer["batchItemFailures"]
-                .as_array()
-                .map(|f| {
-                    f.iter()
-                        .filter_map(|i| i["itemIdentifier"].as_str())
-                        .collect()
-                })
-                .unwrap_or_default();
+            .await?;
+            // A function error (crash, timeout, an answer that is not JSON) fails the whole
+            // batch, as Lambda's event source does: every message comes back after the
+            // visibility timeout. The poller itself goes on.
+            let failures: Vec<&str> = match &answer {
+                Ok(answer) => answer["batchItemFailures"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(|i| i["itemIdentifier"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                Err(e) => {
+                    eprintln!("joip-admin local poll: the watermark function failed: {e:#}");
+                    messages.iter().filter_map(|m| m.message_id()).collect()
+                }
+            };
             for m in &messages {
                 if failures.contains(&m.message_id().unwrap_or_default()) {
                     failed += 1;

@@ -46,17 +46,7 @@ impl Stack {
     /// What an object in one of this stack's buckets holds (a signed GetObject: the emulator
     /// answers 403 to anonymous reads of private objects).
     fn object(&self, bucket: &str, key: &str) -> Vec<u8> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async {
-            let sdk = aws_config::defaults(BehaviorVersion::latest())
-                .endpoint_url(&self.endpoint)
-                .region(Region::new("us-east-1"))
-                .credentials_provider(Credentials::new("test", "test", None, None, "cli-tests"))
-                .load()
-                .await;
+        self.block_on(|sdk| async move {
             let s3 = aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&sdk)
                     .force_path_style(true)
@@ -75,6 +65,73 @@ impl Stack {
                 .unwrap_or_else(|e| panic!("s3://{bucket}/{key}: {e}"))
                 .into_bytes()
                 .to_vec()
+        })
+    }
+
+    /// Runs `f` with an SDK configuration for the test emulator.
+    fn block_on<F: std::future::Future>(
+        &self,
+        f: impl FnOnce(aws_config::SdkConfig) -> F,
+    ) -> F::Output {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let sdk = aws_config::defaults(BehaviorVersion::latest())
+                .endpoint_url(&self.endpoint)
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("test", "test", None, None, "cli-tests"))
+                .load()
+                .await;
+            f(sdk).await
+        })
+    }
+
+    /// This stack's queue URL and its dead-letter queue's.
+    fn queue_urls(&self) -> (String, String) {
+        let queue = self.queue.clone();
+        self.block_on(|sdk| async move {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let mut urls = Vec::new();
+            for name in [queue.clone(), format!("{queue}-dlq")] {
+                let out = sqs.get_queue_url().queue_name(&name).send().await;
+                urls.push(out.expect("the queue exists").queue_url.unwrap_or_default());
+            }
+            (urls[0].clone(), urls[1].clone())
+        })
+    }
+
+    fn send(&self, queue_url: &str, body: &str) {
+        let (url, body) = (queue_url.to_string(), body.to_string());
+        self.block_on(|sdk| async move {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            sqs.send_message()
+                .queue_url(url)
+                .message_body(body)
+                .send()
+                .await
+                .expect("send");
+        });
+    }
+
+    /// Bodies of the messages now visible in a queue (made visible again at once).
+    fn peek(&self, queue_url: &str) -> Vec<String> {
+        let url = queue_url.to_string();
+        self.block_on(|sdk| async move {
+            let sqs = aws_sdk_sqs::Client::new(&sdk);
+            let out = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("receive");
+            out.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_string))
+                .collect()
         })
     }
 }
@@ -1029,4 +1086,58 @@ fn activity_list_is_empty_for_a_new_user() {
 fn activity_list_rejects_an_invalid_user_id() {
     let stack = Stack::new();
     fails(&stack, &["activity", "list", "a#b"]);
+}
+
+// ---- local poll ----
+
+/// The local stand-in for Lambda's SQS event source, against the watermark function served by
+/// the test stack's `cargo lambda watch`: a message the function can never process comes back
+/// after every visibility timeout and, after the queue's maxReceiveCount (5), sits in the
+/// dead-letter queue; the good message of the same batch is delivered once and deleted.
+#[test]
+fn a_poison_message_reaches_the_dead_letter_queue() {
+    let api = std::env::var("JOIP_E2E_URL").expect(
+        "JOIP_E2E_URL is not set: run the tests with tools/test.sh, which serves the functions",
+    );
+    let stack = Stack::new();
+    let (queue, dlq) = stack.queue_urls();
+    // Wiring the bucket to the queue sent S3's test event; it is delivered like any other.
+    let already = stack.peek(&queue).len() as u64;
+    stack.send(&queue, "this is not an S3 event");
+    stack.send(
+        &queue,
+        &json!({ "Records": [{ "s3": { "object": { "key": "staging/aa/bb/999-gone.jpg" } } }] })
+            .to_string(),
+    );
+    let (mut delivered, mut failed) = (0, 0);
+    for _ in 0..20 {
+        let out = ok(
+            &stack,
+            &[
+                "local",
+                "poll",
+                "--once",
+                "--api",
+                &api,
+                "--visibility-timeout",
+                "1",
+            ],
+        );
+        delivered += out["delivered"].as_u64().unwrap();
+        failed += out["failed"].as_u64().unwrap();
+        let dead = stack.peek(&dlq);
+        if !dead.is_empty() {
+            assert_eq!(dead, vec!["this is not an S3 event".to_string()]);
+            assert_eq!(
+                delivered,
+                already + 1,
+                "the good message (and S3's test event), once"
+            );
+            assert_eq!(failed, 5, "the poison message, maxReceiveCount times");
+            assert!(stack.peek(&queue).is_empty(), "nothing left in the queue");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    panic!("the poison message never reached the DLQ: delivered {delivered}, failed {failed}");
 }

@@ -182,20 +182,27 @@ pub async fn handle_batch(app: &App, event: &serde_json::Value) -> Vec<String> {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let body: serde_json::Value = message["body"]
+        let body: Option<serde_json::Value> = message["body"]
             .as_str()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or_default();
-        // An s3:TestEvent (sent when the notification is configured) has no Records.
-        let keys: Vec<String> = body["Records"]
-            .as_array()
-            .map(|rs| {
+            .and_then(|b| serde_json::from_str(b).ok());
+        // An s3:TestEvent (sent when the notification is configured) has no Records and is
+        // done with. Anything else that is not an S3 event, or names a key that does not
+        // decode, can never succeed: it is reported failed so that, after the queue's
+        // maxReceiveCount, it lands in the DLQ for an operator instead of vanishing.
+        let keys: Option<Vec<String>> = match &body {
+            Some(b) if b["Event"] == "s3:TestEvent" => Some(Vec::new()),
+            Some(b) => b["Records"].as_array().and_then(|rs| {
                 rs.iter()
-                    .filter_map(|r| r["s3"]["object"]["key"].as_str())
-                    .filter_map(decode_key)
+                    .map(|r| r["s3"]["object"]["key"].as_str().and_then(decode_key))
                     .collect()
-            })
-            .unwrap_or_default();
+            }),
+            None => None,
+        };
+        let Some(keys) = keys else {
+            tracing::error!(message_id = %id, "not an S3 event: left for the dead-letter queue");
+            failures.push(id);
+            continue;
+        };
         for key in keys {
             match process_staged(app, &key).await {
                 Ok(outcome) => tracing::info!(?outcome, "staged object processed"),

@@ -9,6 +9,7 @@ use super::mark::Overlay;
 use super::orientation::Orientation;
 use super::sniff::Format;
 use super::tests::{camera_exif, photo, seg, segments, with_segments};
+use super::webp::{self, WebPKind};
 use super::{stamp, Limits, WatermarkError};
 use image::codecs::png::PngEncoder;
 use image::codecs::webp::WebPEncoder;
@@ -213,6 +214,73 @@ fn lossless_webp_stays_lossless_and_exact_outside_the_mark() {
     }
 }
 
+/// PSNR (dB) of `b` against `a` over the pixels outside `mark`, every channel.
+fn psnr_outside(a: &image::RgbaImage, b: &image::RgbaImage, mark: &Overlay) -> f64 {
+    let (mut sq, mut n) = (0f64, 0f64);
+    for (x, y, p) in a.enumerate_pixels() {
+        if (mark.x0..mark.x1()).contains(&x) && (mark.y0..mark.y1()).contains(&y) {
+            continue;
+        }
+        for (u, v) in p.0.iter().zip(b.get_pixel(x, y).0) {
+            sq += (f64::from(*u) - f64::from(v)).powi(2);
+            n += 1.0;
+        }
+    }
+    10.0 * (255.0f64.powi(2) / (sq / n).max(1e-9)).log10()
+}
+
+#[test]
+fn lossy_webp_stays_lossy_at_its_quality_and_matches_a_plain_re_encode_outside_the_mark() {
+    let (w, h) = (320, 200);
+    for channels in [3, 4] {
+        let source = webp::encode(
+            &pixels(w, h, channels),
+            w as u32,
+            h as u32,
+            channels,
+            WebPKind::Lossy { quality: 85.0 },
+            None,
+        )
+        .unwrap();
+        let out = stamp(&source, &Limits::default()).unwrap();
+        assert_eq!(out.mime, "image/webp");
+        let WebPKind::Lossy { quality } = webp::kind(&out.bytes) else {
+            panic!("{channels} channels: a lossy source came out lossless");
+        };
+        assert!((75.0..=87.0).contains(&quality), "written at {quality}");
+        let plain = fallback::transcode(&source, Format::WebP, &Limits::default(), false).unwrap();
+        let (stamped, plain) = (
+            decode(&out.bytes).to_rgba8(),
+            decode(&plain.bytes).to_rgba8(),
+        );
+        let mark = Overlay::new(w as u32, h as u32, Orientation::UPRIGHT);
+        let psnr = psnr_outside(&plain, &stamped, &mark);
+        assert!(
+            psnr >= 40.0,
+            "{channels} channels: {psnr:.1} dB outside the mark"
+        );
+        let inside = mean_diff(
+            &DynamicImage::from(plain.clone()).to_luma8(),
+            &DynamicImage::from(stamped.clone()).to_luma8(),
+            &mark,
+            true,
+        );
+        assert!(
+            inside > 10.0,
+            "{channels} channels: the mark changed {inside:.1} on average"
+        );
+        if channels == 4 {
+            let alpha = stamped.pixels().map(|p| p.0[3]).collect::<Vec<_>>();
+            assert!(
+                alpha[0] < 10 && alpha[w - 1] > 245,
+                "alpha kept: {} .. {}",
+                alpha[0],
+                alpha[w - 1]
+            );
+        }
+    }
+}
+
 /// Mean absolute difference of luma over the pixels inside (or outside) `mark`.
 fn mean_diff(a: &image::GrayImage, b: &image::GrayImage, mark: &Overlay, inside: bool) -> f64 {
     let (mut sum, mut n) = (0u64, 0u64);
@@ -401,6 +469,36 @@ fn a_png_bomb_is_refused_before_decoding() {
         fallback::stamp(&input, Format::Png, &limits),
         Err(WatermarkError::TooLarge(_))
     ));
+}
+
+#[test]
+fn lossless_webp_is_held_to_two_fifths_of_the_pixel_limit() {
+    let (w, h) = (100u32, 100u32);
+    let lossless = webp::encode(&pixels(100, 100, 3), w, h, 3, WebPKind::Lossless, None).unwrap();
+    let lossy = webp::encode(
+        &pixels(100, 100, 3),
+        w,
+        h,
+        3,
+        WebPKind::Lossy { quality: 80.0 },
+        None,
+    )
+    .unwrap();
+    // 10,000 pixels: over 2/5 of 20,000, within 20,000.
+    let limits = Limits {
+        max_pixels: 20_000,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        stamp(&lossless, &limits),
+        Err(WatermarkError::TooLarge(_))
+    ));
+    assert!(stamp(&lossy, &limits).is_ok());
+    let roomier = Limits {
+        max_pixels: 25_000,
+        ..Limits::default()
+    };
+    assert!(stamp(&lossless, &roomier).is_ok());
 }
 
 #[test]
