@@ -44,7 +44,11 @@ Per request (headers, removed before moto sees the request):
   x-joip-latency-ms: <ms>          answer this request that much later (a slow S3 or DynamoDB:
                                    the caller waits asynchronously, as it would on AWS)
 Endpoints of its own (never routed to moto):
-  GET /_joip/chaos                 {"injected": n, "by_kind": {kind: n}}: faults injected so far
+  GET /_joip/chaos                 {"rate": r, "injected": n, "by_kind": {kind: n}}: the global
+                                   rate and the faults injected so far
+  POST /_joip/chaos                body {"rate": <0..1>[, "seed": <int>]}: sets the global rate
+                                   from now on (0 turns chaos off; a seed restarts the generator),
+                                   without a restart; answers as GET does
   GET /_joip/in-flight             {"transactions": [...], "writes": [...]}: items marked now
 
 Usage: python tools/emulator.py -H 127.0.0.1 -p 4566
@@ -359,9 +363,20 @@ class Chaos:
             self._injected[kind] += 1
             return kind, blamed
 
+    def set(self, rate, seed=None):
+        """The global rate from now on; a `seed` restarts the generator."""
+        with self._lock:
+            self.rate = rate
+            if seed is not None:
+                self._random.seed(seed)
+
     def report(self):
         with self._lock:
-            return {"injected": sum(self._injected.values()), "by_kind": dict(self._injected)}
+            return {
+                "rate": self.rate,
+                "injected": sum(self._injected.values()),
+                "by_kind": dict(self._injected),
+            }
 
 
 def _header_number(environ, name):
@@ -499,10 +514,29 @@ class Emulator:
         return self.app(environ, start_response)
 
     def _own(self, environ, start_response, path):
+        if path == "/_joip/chaos" and environ.get("REQUEST_METHOD") == "POST":
+            return self._set_chaos(environ, start_response)
         reports = {"/_joip/chaos": self.chaos.report, "/_joip/in-flight": self.inflight.report}
         if environ.get("REQUEST_METHOD") != "GET" or path not in reports:
             return _respond(environ, start_response, 404, "text/plain", b"not found\n")
         body = json.dumps(reports[path]()).encode()
+        return _respond(environ, start_response, 200, "application/json", body)
+
+    def _set_chaos(self, environ, start_response):
+        """POST /_joip/chaos: turns the global switch at run time (load tests: on, then off)."""
+        try:
+            request = json.loads(_read_body(environ) or b"{}")
+            rate = float(request["rate"])
+            seed = request.get("seed")
+            if not (math.isfinite(rate) and 0 <= rate <= 1):
+                raise ValueError
+            if seed is not None and not isinstance(seed, int):
+                raise ValueError
+        except (ValueError, TypeError, KeyError):
+            body = b'expected {"rate": <0..1>} and optionally "seed": <int>\n'
+            return _respond(environ, start_response, 400, "text/plain", body)
+        self.chaos.set(rate, seed)
+        body = json.dumps(self.chaos.report()).encode()
         return _respond(environ, start_response, 200, "application/json", body)
 
     def _apply(self, environ, start_response):

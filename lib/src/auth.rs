@@ -18,6 +18,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// How long a dev token lives.
 pub const DEV_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+/// Clock skew tolerated on `iat`/`nbf`: a token from further in the future is not valid yet.
+const CLOCK_SKEW_SECS: u64 = 60;
 const DEV_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 #[derive(Serialize, Deserialize)]
@@ -25,6 +27,9 @@ struct DevClaims {
     sub: String,
     iat: u64,
     exp: u64,
+    /// Not before: never minted here, but honoured as API Gateway's authorizer does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
 }
 
 fn now_secs() -> u64 {
@@ -45,6 +50,7 @@ pub fn mint_dev_token(secret: &[u8], user: &UserId, ttl_secs: u64) -> String {
         sub: user.as_str().to_string(),
         iat,
         exp: iat + ttl_secs,
+        nbf: None,
     };
     let claims = serde_json::to_vec(&claims).expect("claims serialize");
     let signing_input = format!("{}.{}", B64.encode(DEV_HEADER), B64.encode(claims));
@@ -54,7 +60,7 @@ pub fn mint_dev_token(secret: &[u8], user: &UserId, ttl_secs: u64) -> String {
     format!("{signing_input}.{sig}")
 }
 
-/// Verifies a dev token's signature, algorithm and expiry; returns its subject.
+/// Verifies a dev token's signature, algorithm and validity period; returns its subject.
 pub fn verify_dev_token(secret: &[u8], token: &str) -> Option<UserId> {
     let mut parts = token.split('.');
     let (header, claims, sig) = (parts.next()?, parts.next()?, parts.next()?);
@@ -69,7 +75,9 @@ pub fn verify_dev_token(secret: &[u8], token: &str) -> Option<UserId> {
     m.update(header_and_claims(token)?.as_bytes());
     m.verify_slice(&B64.decode(sig).ok()?).ok()?;
     let claims: DevClaims = serde_json::from_slice(&B64.decode(claims).ok()?).ok()?;
-    if claims.exp <= now_secs() {
+    let now = now_secs();
+    let valid_from = claims.iat.max(claims.nbf.unwrap_or(0));
+    if claims.exp <= now || valid_from > now + CLOCK_SKEW_SECS {
         return None;
     }
     UserId::parse(&claims.sub)
@@ -131,6 +139,36 @@ mod tests {
             None
         );
         assert_eq!(verify_dev_token(b"k", "a.b"), None);
+    }
+
+    #[test]
+    fn tokens_from_the_future_are_not_valid_yet() {
+        let sign = |claims: &str| {
+            let input = format!("{}.{}", B64.encode(DEV_HEADER), B64.encode(claims));
+            let mut m = mac(b"k");
+            m.update(input.as_bytes());
+            format!("{input}.{}", B64.encode(m.finalize().into_bytes()))
+        };
+        let (sub, now) = (user(), now_secs());
+        let at = |iat: u64, nbf: Option<u64>| {
+            let nbf = nbf.map_or(String::new(), |n| format!(r#","nbf":{n}"#));
+            sign(&format!(
+                r#"{{"sub":"{sub}","iat":{iat},"exp":{}{nbf}}}"#,
+                now + 7200
+            ))
+        };
+        assert_eq!(verify_dev_token(b"k", &at(now, None)), Some(user()));
+        assert_eq!(
+            verify_dev_token(b"k", &at(now + 30, Some(now + 30))),
+            Some(user()),
+            "skew"
+        );
+        assert_eq!(verify_dev_token(b"k", &at(now + 3600, None)), None, "iat");
+        assert_eq!(
+            verify_dev_token(b"k", &at(now, Some(now + 3600))),
+            None,
+            "nbf"
+        );
     }
 
     #[test]

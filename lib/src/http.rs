@@ -48,20 +48,34 @@ pub fn page_limit(req: &Request) -> Result<u32, AppError> {
 }
 
 /// Parses a JSON object body; an empty body reads as `{}` so every field takes its documented
-/// default.
+/// default. A body that is not declared `application/json`, not an object, or names a field
+/// twice is `err`.
 pub fn json_body<T: DeserializeOwned>(req: &Request, err: &'static str) -> Result<T, AppError> {
     let bytes: &[u8] = match req.body() {
-        Body::Empty => b"{}",
-        Body::Text(t) if t.trim().is_empty() => b"{}",
+        Body::Empty => b"",
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b,
         _ => return Err(AppError::BadRequest(err)),
     };
-    // Only an object is a body: serde would also read a struct from an array.
-    match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Ok(v) if v.is_object() => serde_json::from_value(v).map_err(|_| AppError::BadRequest(err)),
-        _ => Err(AppError::BadRequest(err)),
+    if bytes.trim_ascii().is_empty() {
+        return serde_json::from_slice(b"{}").map_err(|_| AppError::BadRequest(err));
     }
+    // Only an object is a body: serde would also read a struct from an array. Read straight
+    // into `T`, not through a map, so a repeated field is refused instead of its last value
+    // silently winning over what a proxy or client library read first.
+    if !declares_json(req) || bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(AppError::BadRequest(err));
+    }
+    serde_json::from_slice(bytes).map_err(|_| AppError::BadRequest(err))
+}
+
+/// Whether the request's `Content-Type` is `application/json` (any case, any parameters).
+fn declares_json(req: &Request) -> bool {
+    req.headers()
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The API Gateway request id, for correlating client reports with logs.
@@ -118,7 +132,15 @@ mod tests {
     }
 
     fn request(body: Body) -> Request {
-        lambda_http::http::Request::builder().body(body).unwrap()
+        typed(Some("application/json"), body)
+    }
+
+    fn typed(content_type: Option<&str>, body: Body) -> Request {
+        let mut req = lambda_http::http::Request::builder();
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        req.body(body).unwrap()
     }
 
     #[test]
@@ -144,6 +166,39 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn a_repeated_field_is_the_routes_400() {
+        for body in [
+            r#"{"shareToCommunity":true,"shareToCommunity":false}"#,
+            r#"{"tags":[],"tags":[]}"#,
+        ] {
+            let err = json_body::<ShareBody>(&request(Body::Text(body.into())), "Invalid body");
+            assert!(err.is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn only_a_body_declared_json_is_read() {
+        let body = || Body::Text(r#"{"shareToCommunity":false}"#.into());
+        for t in ["application/json", "Application/JSON; charset=utf-8"] {
+            let parsed: ShareBody = json_body(&typed(Some(t), body()), "bad").unwrap();
+            assert!(!parsed.share_to_community, "{t}");
+        }
+        for t in [
+            None,
+            Some("text/plain"),
+            Some("application/jsonx"),
+            Some("text/json"),
+        ] {
+            assert!(
+                json_body::<ShareBody>(&typed(t, body()), "bad").is_err(),
+                "{t:?}"
+            );
+        }
+        // No body needs no type.
+        assert!(json_body::<ShareBody>(&typed(None, Body::Empty), "bad").is_ok());
     }
 
     #[test]

@@ -179,8 +179,22 @@ pub async fn save_community_session(
         created_at: rfc3339_millis(now),
     };
 
-    app.store.put_media_plan(&chunks).await.map_err(internal)?;
-    let claimed = app.store.claim_save(user, &record, &copy, &activity).await;
+    let claimed = match app.store.put_media_plan(&chunks).await {
+        Ok(()) => app.store.claim_save(user, &record, &copy, &activity).await,
+        Err(e) => Err(e),
+    };
+    let claimed = match claimed {
+        // The answer may have been lost after the claim committed: the save record, naming this
+        // request's session, says which.
+        Err(e) => match app.store.save_record(user, source).await {
+            Ok(Some(saved)) if saved.session_id == id => Ok(Ok(())),
+            Ok(_) => Err(e),
+            // Unknown: keep the plan, which a committed claim needs (an uncommitted one's is
+            // never read).
+            Err(_) => return Err(internal(e)),
+        },
+        claimed => claimed,
+    };
     if !matches!(claimed, Ok(Ok(()))) {
         // The plan's chunks are unreachable without the session item: remove them.
         if let Err(e) = app.store.delete_media_plan(id, chunks.len()).await {
@@ -424,14 +438,13 @@ async fn copy_and_complete(
             "deadline reached mid-copy; the save is released for the next request or the reaper",
         ));
     }
-    match app
-        .store
-        .complete_save(record, &lease.owner)
-        .await
-        .map_err(internal)?
-    {
-        Settled::Done => Ok(Copied::Complete),
-        Settled::Lost => Ok(Copied::LeaseLost),
+    match app.store.complete_save(record, &lease.owner).await {
+        Ok(Settled::Done) => Ok(Copied::Complete),
+        Ok(Settled::Lost) => Ok(Copied::LeaseLost),
+        Err(e) => {
+            release(app, record, lease).await;
+            Err(internal(e))
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! changed, so concurrent shares and unshares from many tabs converge without locks.
 
 use crate::domain::{
-    now_millis, rfc3339_millis, sniff_mime, MediaId, MediaKind, MediaSource, TagSlug, UserId,
+    now_millis, rfc3339_millis, sniff_mime, MediaId, MediaKind, MediaSource, UserId,
 };
 use crate::error::AppError;
 use crate::service::media::new_media_item;
@@ -344,6 +344,13 @@ async fn plan_community(
     if watermark && tags.is_empty() {
         return Err(AppError::BadRequest(TAG_REQUIRED));
     }
+    // The count before the names: an answer naming unknown tags names at most this many.
+    if tags.len() > app.config.max_tags {
+        return Err(AppError::Invalid(format!(
+            "At most {} tags are allowed",
+            app.config.max_tags
+        )));
+    }
     if !tags.is_empty() {
         let canonical = app.store.tags().await.map_err(failed)?;
         let unknown: Vec<&str> = tags
@@ -358,12 +365,6 @@ async fn plan_community(
             )));
         }
     }
-    if tags.len() > app.config.max_tags {
-        return Err(AppError::Invalid(format!(
-            "At most {} tags are allowed",
-            app.config.max_tags
-        )));
-    }
     Ok(CommunityPlan {
         media: media.clone(),
         tags,
@@ -374,17 +375,13 @@ async fn plan_community(
 }
 
 /// Trimmed, lower-cased, de-duplicated in first-seen order. Anything that is not a slug stays as
-/// given (trimmed) so the "Unknown tags" answer names it.
+/// given (trimmed) so the "Unknown tags" answer names it. Linear: a body may hold 100,000 tags.
 pub fn normalize_tags(raw: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for tag in raw {
-        let t = tag.trim().to_lowercase();
-        let t = TagSlug::parse(&t).map_or(t, |s| s.as_str().to_string());
-        if !out.contains(&t) {
-            out.push(t);
-        }
-    }
-    out
+    let mut seen = std::collections::HashSet::new();
+    raw.iter()
+        .map(|tag| tag.trim().to_lowercase())
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
 }
 
 /// The media's share code, created once (UUIDv4: 122 random bits) and kept ever after.
@@ -536,7 +533,8 @@ async fn create_community(
     };
     let target = staging_key.as_deref().unwrap_or(&key);
     let general = &app.config.general_bucket;
-    app.blob
+    let copied = app
+        .blob
         .copy(
             &app.config.user_media_bucket,
             &plan.media.file_path,
@@ -544,22 +542,42 @@ async fn create_community(
             target,
             Some(plan.media.size),
         )
-        .await
-        .map_err(failed)?;
+        .await;
+    if let Err(e) = copied {
+        // A copy whose answer was lost may have landed: nothing will ever name our key.
+        discard(app, target).await;
+        return Err(failed(e));
+    }
     let tags = tag_items(&record, &plan.tags);
-    let written = app
+    match app
         .store
         .create_community(media, &record, &tags, code)
-        .await;
-    match written {
+        .await
+    {
         Ok(Written::Done) => Ok(Some(record)),
-        Ok(Written::Stale) | Err(_) => {
-            // Nothing may point at our object: remove it before answering either way.
-            if let Err(e) = app.blob.delete(general, target).await {
-                tracing::error!(error = %e, "could not delete the object of an uncommitted community copy");
-            }
-            written.map(|_| None).map_err(failed)
+        Ok(Written::Stale) => {
+            // Nothing may point at our object: remove it before joining the other copy.
+            discard(app, target).await;
+            Ok(None)
         }
+        // The answer may have been lost after the transaction committed: our record (the id is
+        // ours alone) says which. Only an object no record can name is removed.
+        Err(e) => match app.store.community_media(id).await {
+            Ok(Some(_)) => Ok(Some(record)),
+            Ok(None) => {
+                discard(app, target).await;
+                Err(failed(e))
+            }
+            Err(_) => Err(failed(e)),
+        },
+    }
+}
+
+/// Deletes the object of a community copy that was never committed (its key is unique to the
+/// request that copied it).
+async fn discard(app: &App, key: &str) {
+    if let Err(e) = app.blob.delete(&app.config.general_bucket, key).await {
+        tracing::error!(error = %e, %key, "could not delete the object of an uncommitted community copy");
     }
 }
 
@@ -611,7 +629,7 @@ fn extension(mime: &str) -> &'static str {
     }
 }
 
-/// Removes the media's community copy, if any: records in one transaction, then its objects.
+/// Removes the media's community copy, if any: its objects, then its records in one transaction.
 async fn remove_community(app: &App, media_id: MediaId) -> Result<(), StoreError> {
     for _ in 0..ROUNDS {
         let (media, marker) = app.store.media_and_marker(media_id).await?;
@@ -637,21 +655,22 @@ async fn remove_community(app: &App, media_id: MediaId) -> Result<(), StoreError
     ))
 }
 
+/// Deletes a copy's objects, then its records. In this order a failure leaves the records, so a
+/// retry finds the keys again; the other order could leave a public object nothing names any
+/// more, served for good. A watermark run publishing meanwhile changes the record's version, so
+/// the removal is `Stale` and the caller reads, deletes and removes again.
 async fn remove_record(
     app: &App,
     media: Option<&MediaItem>,
     record: &CommunityMediaItem,
 ) -> Result<Written, StoreError> {
-    let written = app.store.remove_community(media, record).await?;
-    if written == Written::Done {
-        for key in std::iter::once(&record.key).chain(&record.staging_key) {
-            if let Err(e) = app.blob.delete(&record.bucket, key).await {
-                // The record is gone, so nothing lists the object; log it for the operator.
-                tracing::error!(error = %e, %key, "could not delete an unshared community object");
-            }
-        }
+    for key in std::iter::once(&record.key).chain(&record.staging_key) {
+        app.blob
+            .delete(&record.bucket, key)
+            .await
+            .map_err(|e| StoreError::new("delete community object", e))?;
     }
-    Ok(written)
+    app.store.remove_community(media, record).await
 }
 
 /// The first characters of a share code: enough to correlate, never enough to use.

@@ -77,7 +77,9 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         max_pixels: app.config.watermark_max_pixels,
         max_bytes: usize::try_from(app.config.watermark_max_bytes).unwrap_or(usize::MAX),
     };
-    let stamped = tokio::task::spawn_blocking(move || stamp(&original, &limits))
+    // The blocking thread carries the request's span, so the image code's lines keep its id.
+    let span = tracing::Span::current();
+    let stamped = tokio::task::spawn_blocking(move || span.in_scope(|| stamp(&original, &limits)))
         .await
         .map_err(transient)?;
     let stamped = match stamped {

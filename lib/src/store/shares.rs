@@ -222,7 +222,7 @@ impl Store {
 
     /// Removes a community copy's records in one transaction (only if the record is still at the
     /// version read): marker, record, tag items, and the media's community state. The objects are
-    /// the caller's to delete after.
+    /// the caller's to delete first.
     /// `media` is the original as the caller just read it, `None` if it is gone (community copies
     /// outlive it); its community state is updated only if it still exists.
     pub async fn remove_community(

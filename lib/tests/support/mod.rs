@@ -3,8 +3,14 @@
 #![allow(dead_code)]
 
 mod chaos;
-#[allow(unused_imports)] // not every test binary uses it
+mod faults;
+mod invariants;
+#[allow(unused_imports)] // not every test binary uses them
 pub use chaos::*;
+#[allow(unused_imports)]
+pub use faults::*;
+#[allow(unused_imports)]
+pub use invariants::*;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
@@ -22,6 +28,7 @@ pub fn endpoint() -> String {
 
 pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(joip::app::https_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
@@ -218,43 +225,7 @@ impl TestEnv {
 
     /// Everything in the table and both buckets, for "nothing changed" assertions.
     pub async fn snapshot(&self) -> Snapshot {
-        let db = self.app.store.client();
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = db
-                .scan()
-                .table_name(&self.app.config.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan");
-            for item in out.items.unwrap_or_default() {
-                // serde_json's maps are sorted: a canonical text for nested maps too.
-                let value: Value = serde_dynamo::from_item(item).expect("item as JSON");
-                items.push(value.to_string());
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        items.sort();
-        let mut objects = Vec::new();
-        for bucket in [
-            &self.app.config.general_bucket,
-            &self.app.config.user_media_bucket,
-        ] {
-            objects.extend(
-                self.keys(bucket, "")
-                    .await
-                    .into_iter()
-                    .map(|k| format!("{bucket}/{k}")),
-            );
-        }
-        objects.sort();
-        Snapshot { items, objects }
+        snapshot_of(&self.app).await
     }
 
     /// Keys under `prefix` in `bucket`, with their ETags.
@@ -287,6 +258,59 @@ impl TestEnv {
 pub struct Snapshot {
     pub items: Vec<String>,
     pub objects: Vec<String>,
+}
+
+/// Everything in `app`'s table and both buckets (every page): [`TestEnv::snapshot`] for any App,
+/// e.g. the stack `cargo lambda watch` serves.
+pub async fn snapshot_of(app: &App) -> Snapshot {
+    let db = app.store.client();
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = db
+            .scan()
+            .table_name(&app.config.table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        for item in out.items.unwrap_or_default() {
+            // serde_json's maps are sorted: a canonical text for nested maps too.
+            let value: Value = serde_dynamo::from_item(item).expect("item as JSON");
+            items.push(value.to_string());
+        }
+        start = out.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    items.sort();
+    let mut objects = Vec::new();
+    for bucket in [&app.config.general_bucket, &app.config.user_media_bucket] {
+        let mut token = None;
+        loop {
+            let out = app
+                .blob
+                .client()
+                .list_objects_v2()
+                .bucket(bucket)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .expect("list objects");
+            objects.extend(out.contents().iter().map(|o| {
+                let (key, etag) = (o.key().unwrap_or_default(), o.e_tag().unwrap_or_default());
+                format!("{bucket}/{key} {etag}")
+            }));
+            token = out.next_continuation_token;
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    objects.sort();
+    Snapshot { items, objects }
 }
 
 /// Counts the SDK operations made through the clients it is installed on (any service: the
