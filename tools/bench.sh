@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Every benchmark, in release mode; each prints ratios against a baseline measured in the same
-# run (this machine is shared and noisy). `--quick` (what tools/test.sh runs, so the benchmarks
-# cannot rot): small sizes, one or two repetitions, nothing asserted about time.
+# run (this machine is shared and noisy), and the tables go to target/bench/report.json.
+# `--quick` (what tools/test.sh runs, so the benchmarks cannot rot): small sizes, one or two
+# repetitions, debug binaries, nothing asserted about time.
 #   lib/benches/save_session.rs, lib/benches/share.rs: against a private emulator (port 4598);
-#   tools/bench/watermark/run.py: our image code against sharp (npm, pinned) and jpegtran.
+#   tools/bench/watermark/run.py: our image code against sharp (npm, pinned) and jpegtran;
+#   tools/bench/perf.py: every function's package size, cold start, warm latency against its
+#     emulator floor, and peak RSS, against hello functions (tools/bench/hello) built alike.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
@@ -12,6 +15,7 @@ QUICK=0
 PORT="${JOIP_BENCH_EMULATOR_PORT:-4598}"
 OUT="$ROOT/target/bench"
 mkdir -p target/test-logs "$OUT"
+export JOIP_BENCH_OUT="$OUT"
 trap 'trap - EXIT INT TERM; stop_children' EXIT INT TERM
 bootstrap
 if [ "$QUICK" = 1 ]; then
@@ -41,6 +45,16 @@ command -v node >/dev/null || die "node not found: the watermark benchmark runs 
 
 log "building the benchmarks"
 cargo bench --quiet -p joip --no-run
+cargo build --quiet -p joip-tools
+FUNCTIONS=$(ls functions)
+if [ "$QUICK" = 1 ]; then
+  cargo build --quiet $(printf -- '-p %s ' $FUNCTIONS) -p bench-hello
+  BINS=(--bin-dir "$ROOT/target/debug")
+else
+  log "cargo lambda build --release (every function, and the hello baselines)"
+  cargo lambda build --quiet --release $(printf -- '-p %s ' $FUNCTIONS) -p bench-hello
+  BINS=(--lambda-dir "$ROOT/target/lambda")
+fi
 WATERMARK_BENCH=$(cargo bench -p joip --bench watermark --no-run --message-format=json 2>/dev/null \
   | "$BENCH_VENV/bin/python" -c 'import json,sys
 for line in sys.stdin:
@@ -56,6 +70,16 @@ log "save_session"
 cargo bench --quiet -p joip --bench save_session
 log "share"
 cargo bench --quiet -p joip --bench share
+log "functions: size, cold start, warm latency, memory"
+(
+  export JOIP_TABLE=joip-bench JOIP_GENERAL_BUCKET=joip-bench-general \
+    JOIP_USER_MEDIA_BUCKET=joip-bench-user-media JOIP_WATERMARK_QUEUE=joip-bench-watermark
+  target/debug/joip-admin local init >/dev/null
+  target/debug/joip-admin local seed >"$OUT/seed.json"
+  "$BENCH_VENV/bin/python" tools/bench/perf.py "${BINS[@]}" --emulator "$AWS_ENDPOINT_URL" \
+    --seed "$OUT/seed.json" --out "$OUT" $([ "$QUICK" = 1 ] && echo --quick)
+)
 log "watermark (against sharp and jpegtran)"
 "$BENCH_VENV/bin/python" tools/bench/watermark/run.py --bench-bin "$WATERMARK_BENCH" \
   --out "$OUT/watermark" $([ "$QUICK" = 1 ] && echo --quick)
+"$BENCH_VENV/bin/python" tools/bench/report.py "$OUT"

@@ -7,6 +7,7 @@
 //!
 //! Run with `tools/bench.sh` (it starts a private emulator).
 
+mod report;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -97,6 +98,7 @@ async fn main() {
     } else {
         &[(1, 15), (50, 7), (500, 3)]
     };
+    let mut report = Vec::new();
     for &(n, runs) in sizes {
         // A fresh table and buckets per size, so one size's data never slows another's.
         let env = support::TestEnv::new().await;
@@ -155,5 +157,12 @@ async fn main() {
             total - copies,
             median(rtts).as_secs_f64() * 1e3,
         );
+        report.push(serde_json::json!({
+            "media": n, "runs": runs,
+            "save_ms": save.as_secs_f64() * 1e3, "floor_ms": floor.as_secs_f64() * 1e3,
+            "save_vs_floor": save.as_secs_f64() / floor.as_secs_f64(),
+            "calls": total, "copies": copies,
+        }));
     }
+    report::write("save_session", serde_json::json!({ "rows": report }));
 }

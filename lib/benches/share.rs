@@ -7,6 +7,7 @@
 //!
 //! Run with `tools/bench.sh` (it starts a private emulator).
 
+mod report;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -258,11 +259,27 @@ async fn main() {
         "{:<12} {:>12} {:>12} {:>10} {:>10}",
         "route", "p50", "p99", "p50 ratio", "p99 ratio"
     );
+    let mut latency = Vec::new();
     for (name, (p50, p99)) in [("share", shares), ("feed", feeds)] {
         println!(
             "{name:<12} {p50:>12.1?} {p99:>12.1?} {:>10.1} {:>10.1}",
             p50.as_secs_f64() / floor.0.as_secs_f64(),
             p99.as_secs_f64() / floor.1.as_secs_f64()
         );
+        latency.push(json!({
+            "route": name, "p50_ms": p50.as_secs_f64() * 1e3, "p99_ms": p99.as_secs_f64() * 1e3,
+            "p50_vs_get_item": p50.as_secs_f64() / floor.0.as_secs_f64(),
+            "p99_vs_get_item": p99.as_secs_f64() / floor.1.as_secs_f64(),
+        }));
     }
+    let calls: Vec<_> = rows
+        .iter()
+        .map(|(route, status, (calls, copies))| {
+            json!({ "route": route, "status": status, "calls": calls, "copies": copies })
+        })
+        .collect();
+    report::write(
+        "share",
+        json!({ "clients": CLIENTS, "rounds": rounds(), "calls": calls, "latency": latency }),
+    );
 }

@@ -16,11 +16,22 @@ pub struct App {
     pub blob: Blob,
 }
 
+/// The HTTP client every SDK config of ours uses: rustls with ring, the only TLS stack and
+/// crypto provider linked (see the workspace Cargo.toml).
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 impl App {
     /// Reads the environment and builds the clients (once, in `main`).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(config.sdk_max_attempts),

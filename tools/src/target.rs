@@ -22,6 +22,7 @@ impl Target {
         let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| local::ENDPOINT.into());
         std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(joip::app::https_client())
             .endpoint_url(&endpoint)
             .region(Region::new(
                 std::env::var("AWS_REGION").unwrap_or_else(|_| local::REGION.into()),
@@ -48,7 +49,10 @@ impl Target {
 
     /// A deployed stack: real credentials, names from the stack's outputs.
     pub async fn aws(stack: &str) -> Result<Self> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(joip::app::https_client())
+            .load()
+            .await;
         let cfn = aws_sdk_cloudformation::Client::new(&sdk);
         let out = cfn
             .describe_stacks()

@@ -79,6 +79,7 @@ impl Stack {
             .expect("a runtime");
         rt.block_on(async {
             let sdk = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(joip::app::https_client())
                 .endpoint_url(&self.endpoint)
                 .region(Region::new("us-east-1"))
                 .credentials_provider(Credentials::new("test", "test", None, None, "cli-tests"))

@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""What a Lambda user compares: package size, cold start, warm latency and memory of every
+function, each as a ratio to a baseline measured in the same run (the machine is shared and
+noisy, so only ratios mean anything).
+
+- Size: the stripped release `bootstrap` of `cargo lambda build --release`, against `hello-sdk`
+  (tools/bench/hello: lambda_http + the same DynamoDB and S3 clients, answering a constant) and
+  the bare `hello` for scale.
+- Cold start: from exec of the bootstrap to its first response, through a Lambda Runtime API
+  played here (the real protocol: /runtime/invocation/next, /response), N starts each, with an
+  event the function answers without calling AWS (no identity, a malformed id, S3's test event),
+  so what is measured is start-up: ratio of medians to hello-sdk's.
+- Warm: the same process then answers M real events (seeded data, against the emulator), each
+  timed from the event handed out to the response posted (the function's own time). Every call
+  it makes to the emulator goes through a recording proxy, and the time during which one of them
+  was in flight (parallel calls counted once) is the floor: the time no implementation of the
+  same calls can go under. Ratio = p50 of the function's time / p50 of its floor.
+- Memory: VmHWM of the process after the warm run (/proc/<pid>/status).
+
+usage: perf.py (--lambda-dir target/lambda | --bin-dir target/debug) --emulator URL
+               --seed SEED.json --out DIR [--quick]
+Writes DIR/perf.json.
+"""
+
+import argparse
+import http.client
+import http.server
+import json
+import os
+import queue
+import statistics
+import subprocess
+import threading
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FUNCTIONS = sorted(os.listdir(os.path.join(ROOT, "functions")))
+SIZE_GOAL_MB = 6.0
+SIZE_RATIO_GOAL = 1.2
+COLD_GOAL = 1.2
+WARM_GOAL = 1.1
+
+
+def event(name):
+    with open(os.path.join(ROOT, "events", name)) as f:
+        return json.load(f)
+
+
+def api_event(base, method, path, body=None, sub=None, params=None):
+    """An API Gateway v2 event like `base` (a real payload from events/), aimed elsewhere."""
+    e = json.loads(json.dumps(event(base)))
+    e["rawPath"] = path
+    e["requestContext"]["http"]["method"] = method
+    e["requestContext"]["http"]["path"] = path
+    if params is not None:
+        e["pathParameters"] = params
+    if body is not None:
+        e["body"] = json.dumps(body)
+        e["isBase64Encoded"] = False
+    if sub is None:
+        e["requestContext"].pop("authorizer", None)
+    return e
+
+
+class RuntimeApi:
+    """The Lambda Runtime API (2018-06-01) for one function process at a time."""
+
+    def __init__(self):
+        self.events = queue.Queue()
+        self.done = queue.Queue()
+        self.served_at = {}
+        api = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # One segment per answer, sent at once: headers and body written separately would
+            # meet Nagle and delayed ACKs and add 40 ms to every exchange.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if not self.path.endswith("/runtime/invocation/next"):
+                    self.send_error(404)
+                    return
+                request_id, payload = api.events.get()
+                body = json.dumps(payload).encode()
+                api.served_at[request_id] = time.perf_counter()
+                self.send_response(200)
+                self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+                self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+                self.send_header("Lambda-Runtime-Invoked-Function-Arn",
+                                 "arn:aws:lambda:us-east-1:123456789012:function:bench")
+                self.send_header("Lambda-Runtime-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                now = time.perf_counter()
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                parts = self.path.split("/")
+                if "invocation" in parts:
+                    request_id = parts[parts.index("invocation") + 1]
+                    api.done.put((request_id, now, parts[-1], body))
+                else:  # init error
+                    api.done.put((None, now, "init-error", body))
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def invoke(self, payload, timeout=60):
+        request_id = os.urandom(8).hex()
+        self.events.put((request_id, payload))
+        got, at, kind, body = self.done.get(timeout=timeout)
+        if kind != "response" or got != request_id:
+            raise RuntimeError(f"{kind}: {body[:300]!r}")
+        return self.served_at.pop(request_id), at, json.loads(body or b"null")
+
+
+class RecordingProxy:
+    """Forwards every request to the emulator and records when each round trip was in flight."""
+
+    def __init__(self, target):
+        self.target = urllib.parse.urlparse(target)
+        self.spans = []
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # One segment per answer, sent at once: headers and body written separately would
+            # meet Nagle and delayed ACKs and add 40 ms to every exchange.
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                started = time.perf_counter()
+                conn = http.client.HTTPConnection(proxy.target.hostname, proxy.target.port)
+                conn.request(self.command, self.path, body=body, headers=dict(self.headers))
+                resp = conn.getresponse()
+                data = resp.read()
+                ended = time.perf_counter()
+                conn.close()
+                with proxy.lock:
+                    proxy.spans.append((started, ended))
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def take(self):
+        """(seconds during which at least one round trip was in flight, calls) since the last
+        take: calls made in parallel count once, so a fan-out's floor is its critical path."""
+        with self.lock:
+            spans, self.spans = sorted(self.spans), []
+        busy, end = 0.0, None
+        for a, b in spans:
+            if end is None or a > end:
+                busy += b - a
+                end = b
+            elif b > end:
+                busy += b - end
+                end = b
+        return busy, len(spans)
+
+
+def status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def start(binary, api, env):
+    proc_env = dict(env)
+    proc_env.update({
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": os.path.basename(os.path.dirname(binary)),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/bench",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
+        "RUST_LOG": "warn",
+    })
+    return subprocess.Popen([binary], env=proc_env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lambda-dir", help="cargo lambda build's output: DIR/<name>/bootstrap")
+    ap.add_argument("--bin-dir", help="plain cargo output: DIR/<name> (quick mode: debug builds)")
+    ap.add_argument("--emulator", required=True)
+    ap.add_argument("--seed", required=True, help="the JSON `joip-admin local seed` printed")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    starts, warm_n = (3, 20) if args.quick else (20, 1000)
+    with open(args.seed) as f:
+        seed = json.load(f)
+
+    proxy = RecordingProxy(args.emulator)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOIP_")}
+    env.update({
+        "AWS_ENDPOINT_URL": proxy.url,
+        "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "JOIP_TABLE": os.environ["JOIP_TABLE"],
+        "JOIP_GENERAL_BUCKET": os.environ["JOIP_GENERAL_BUCKET"],
+        "JOIP_USER_MEDIA_BUCKET": os.environ["JOIP_USER_MEDIA_BUCKET"],
+        "JOIP_PUBLIC_BASE_URL": "https://d111111abcdef8.cloudfront.net",
+        "JOIP_CURSOR_SECRET": "bench-cursor-secret-bench-cursor-secret",
+    })
+    gif, code = seed["gifMediaId"], seed["gifShareCode"]
+    alice = seed["users"][0]["userId"]
+    cold_event = {
+        "hello": event("list-user-media/no-identity.json"),
+        "hello-sdk": event("list-user-media/no-identity.json"),
+        "list-user-media": event("list-user-media/no-identity.json"),
+        "community-feed": event("community-feed/bad-limit.json"),
+        "resolve-shared-media": event("resolve-shared-media/malformed-code.json"),
+        "save-community-session": event("save-community-session/no-identity.json"),
+        "share-media": event("share-media/no-identity.json"),
+        "share-media-by-path": event("share-media-by-path/no-identity.json"),
+        "unshare-media": event("unshare-media/no-identity.json"),
+        "watermark": event("watermark/s3-test-event.json"),
+        "save-reaper": event("save-reaper/scheduled.json"),
+    }
+    warm_event = {
+        "hello-sdk": event("list-user-media/no-identity.json"),
+        "list-user-media": event("list-user-media/ok.json"),
+        "community-feed": event("community-feed/ok.json"),
+        "resolve-shared-media": api_event(
+            "resolve-shared-media/unknown-code.json", "GET", f"/api/shared/media/{code}",
+            params={"code": code}),
+        "save-community-session": event("save-community-session/ok.json"),
+        "share-media": api_event(
+            "share-media/not-found.json", "POST", f"/api/media/{gif}/share",
+            body={"shareToCommunity": True, "tags": ["artistic"], "policyAgreed": True},
+            sub=alice, params={"id": str(gif)}),
+        "share-media-by-path": event("share-media-by-path/not-found.json"),
+        "unshare-media": event("unshare-media/not-found.json"),
+    }
+
+    rows = {}
+    names = ["hello", "hello-sdk"] + FUNCTIONS
+    for name in names:
+        binary = (os.path.join(args.lambda_dir, name, "bootstrap") if args.lambda_dir
+                  else os.path.join(args.bin_dir, name))
+        if not os.path.exists(binary):
+            print(f"{name}: no {binary}; run cargo lambda build --release first")
+            continue
+        row = rows[name] = {"size_mb": os.path.getsize(binary) / 1e6}
+        colds = []
+        for _ in range(starts):
+            # A Runtime API of its own per process: a killed process's pending /next must not
+            # take the next process's event.
+            api = RuntimeApi()
+            t0 = time.perf_counter()
+            proc = start(binary, api, env)
+            try:
+                _, answered, _ = api.invoke(cold_event[name])
+                colds.append((answered - t0) * 1e3)
+            finally:
+                proc.kill()
+                proc.wait()
+                api.server.shutdown()
+            proxy.take()
+        row["cold_ms"] = statistics.median(colds)
+        if name in warm_event:
+            api = RuntimeApi()
+            proc = start(binary, api, env)
+            try:
+                api.invoke(warm_event[name])
+                proxy.take()
+                own, floor, calls, statuses = [], [], 0, {}
+                for _ in range(warm_n):
+                    served, answered, resp = api.invoke(warm_event[name])
+                    spent, n = proxy.take()
+                    own.append((answered - served) * 1e3)
+                    floor.append(spent * 1e3)
+                    calls = n
+                    status = (resp or {}).get("statusCode")
+                    statuses[status] = statuses.get(status, 0) + 1
+                row.update({
+                    "warm_p50_ms": pct(own, 50), "warm_p99_ms": pct(own, 99),
+                    "floor_p50_ms": pct(floor, 50), "calls": calls, "statuses": statuses,
+                    "warm_vs_floor": (pct(own, 50) / pct(floor, 50)) if pct(floor, 50) > 0 else None,
+                })
+                row["rss_mb"] = status_kb(proc.pid, "VmHWM:") / 1024
+            finally:
+                proc.kill()
+                proc.wait()
+                api.server.shutdown()
+
+    base = rows.get("hello-sdk", {})
+    for name, r in rows.items():
+        if base:
+            r["size_vs_sdk_hello"] = r["size_mb"] / base["size_mb"]
+            r["cold_vs_sdk_hello"] = r["cold_ms"] / base["cold_ms"]
+
+    def ok(v, goal):
+        return "-" if v is None else ("ok" if v <= goal else "MISS")
+
+    head = (f"{'function':24} {'size MB':>8} {'/sdk':>5} {'':4} {'cold ms':>8} {'/sdk':>5} {'':4} "
+            f"{'warm p50':>9} {'p99':>7} {'floor':>7} {'calls':>5} {'/floor':>6} {'':4} {'RSS MB':>7}")
+    print(head)
+    print("-" * len(head))
+    for name, r in rows.items():
+        sz, cd, wf = r.get("size_vs_sdk_hello"), r.get("cold_vs_sdk_hello"), r.get("warm_vs_floor")
+        mine = name not in ("hello", "hello-sdk")
+        print(
+            f"{name:24} {r['size_mb']:8.2f} {sz or 0:5.2f} "
+            f"{ok(sz, SIZE_RATIO_GOAL) if mine and r['size_mb'] <= SIZE_GOAL_MB else ('MISS' if mine else ''):4} "
+            f"{r['cold_ms']:8.1f} {cd or 0:5.2f} {ok(cd, COLD_GOAL) if mine else '':4} "
+            + (f"{r['warm_p50_ms']:9.2f} {r['warm_p99_ms']:7.2f} {r['floor_p50_ms']:7.2f} "
+               f"{r['calls']:5d} {wf or 0:6.2f} {ok(wf, WARM_GOAL) if mine else '':4} "
+               f"{r['rss_mb']:7.1f}" if "warm_p50_ms" in r else f"{'':9} {'':7} {'':7} {'':5} {'':6} {'':4} {'':7}")
+        )
+    print(f"cold: median of {starts} starts, exec to first response through a local Runtime API, "
+          f"with an event answered without AWS calls; warm: {warm_n} real events against the "
+          "emulator, the function's own time (event out to response in) and its floor (the time its "
+          "emulator round trips were in flight, parallel ones once, timed by a recording proxy in "
+          "the same run); RSS: VmHWM after "
+          "the warm run. Goals: size <= 6 MB and <= 1.2x hello-sdk, cold <= 1.2x, warm <= 1.1x.")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "perf.json"), "w") as f:
+        json.dump(dict(starts=starts, warm=warm_n, rows=rows), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
