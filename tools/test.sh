@@ -41,18 +41,39 @@ export JOIP_TABLE=joip-e2e JOIP_GENERAL_BUCKET=joip-e2e-general \
 target/debug/joip-admin local init >/dev/null
 log "starting cargo lambda watch on 127.0.0.1:$API_PORT (log: $LOGS/watch.log)"
 port_open "$API_PORT" && die "port $API_PORT is in use"
-cargo lambda watch -A 127.0.0.1 -P "$API_PORT" >"$LOGS/watch.log" 2>&1 &
+# Several instances per function, as Lambda runs concurrent requests: the load test's saves and
+# shares of the same items then really race over HTTP.
+cargo lambda watch --concurrency 8 -A 127.0.0.1 -P "$API_PORT" >"$LOGS/watch.log" 2>&1 &
 wait_for_port "$API_PORT" 120 "cargo lambda watch"
 export JOIP_E2E_URL="http://127.0.0.1:$API_PORT"
 log "polling the watermark queue into the watermark function (log: $LOGS/poller.log)"
 target/debug/joip-admin local poll --api "$JOIP_E2E_URL" >"$LOGS/poller.log" 2>&1 &
 
-log "cargo test (unit, integration, end-to-end)"
+log "cargo test (unit, integration, end-to-end, faults, load)"
 status=0
+export JOIP_LOAD_REPORT="$LOGS/load.txt" # lib/tests/load.rs writes its figures here
+rm -f "$JOIP_LOAD_REPORT"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$LOGS/cargo-test.log" || status=$?
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "%d passed, %d failed\n", p, f }' "$LOGS/cargo-test.log"
+if [ -s "$JOIP_LOAD_REPORT" ]; then cat "$JOIP_LOAD_REPORT"; fi
+
+# Contract tests over real HTTP against the same stack (every Schemathesis check, openapi.yaml's
+# links followed statefully).
+log "schemathesis against $JOIP_E2E_URL (log: $LOGS/schemathesis.log; reports: $LOGS/schemathesis/)"
+if tools/contract/schemathesis.sh >"$LOGS/schemathesis.log" 2>&1; then
+  log "schemathesis: no issues"
+else
+  tail -80 "$LOGS/schemathesis.log"
+  log "schemathesis found contract failures"
+  status=1
+fi
+
+# What every function logged during the tests and the contract run: no token, share code,
+# presigned-URL signature or secret; in the deployed format, every line JSON with a request id.
+log "function logs (tools/logs/check_logs.py; deployed-format logs: $LOGS/deployed/)"
+"$VENV/bin/python" tools/logs/check_logs.py --logs "$LOGS" --self-test || status=1
 
 # The benchmarks in quick mode, so they cannot rot: small sizes, nothing asserted about time.
 log "benchmarks, quick mode (tools/bench.sh --quick; log: $LOGS/bench-quick.log)"
