@@ -114,18 +114,18 @@ pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
             fallback::stamp(input, Format::Png, limits)
         }
         Some(Format::WebP) => {
-            sniff::check_webp(input, limits)?;
-            if webp::kind(input) == webp::WebPKind::Lossless {
-                // libwebp's lossless encoder peaks near 40 bytes a pixel (488 MB for 12 MP,
-                // measured by the benchmark): held to 2/5 of the pixel limit, 20 MP by default,
-                // it stays well inside the function's memory instead of dying there on every
-                // redelivery.
-                let tighter = Limits {
+            // libwebp's lossless encoder peaks near 40 bytes a pixel (488 MB for 12 MP, measured
+            // by the benchmark): lossless WebP is held to 2/5 of the pixel limit, 20 MP by
+            // default, so it stays well inside the function's memory instead of dying there on
+            // every redelivery.
+            let header_limits = match webp::kind(input) {
+                webp::WebPKind::Lossless => Limits {
                     max_pixels: limits.max_pixels * 2 / 5,
                     ..*limits
-                };
-                sniff::check_webp(input, &tighter)?;
-            }
+                },
+                webp::WebPKind::Lossy { .. } => *limits,
+            };
+            sniff::check_webp(input, &header_limits)?;
             fallback::stamp(input, Format::WebP, limits)
         }
         None => Err(WatermarkError::Unsupported("not JPEG, PNG or WebP")),
