@@ -1899,3 +1899,60 @@ fn cloudfront_serves_only_the_community_prefix() {
         assert_eq!(block[flag], true, "{flag}");
     }
 }
+
+/// What the watermark's redelivery rests on, and the emulator cannot show: Lambda honours the
+/// function's batch item failures only when the event source asks for them (otherwise a returned
+/// list is ignored and every message of the batch is deleted), SQS moves a message to the DLQ
+/// after maxReceiveCount receives (the local queue is made the same way: tools/src/local.rs),
+/// and a message must stay invisible longer than the function can run (AWS: >= 6x its timeout).
+#[test]
+fn the_watermark_queue_redelivers_only_failed_messages_then_parks_them_in_an_alarmed_dlq() {
+    let template = Template::load();
+    let resources = template.resources();
+    let function = &resources["WatermarkFunction"]["Properties"];
+    let source = &function["Events"]["Staged"];
+    assert_eq!(source["Type"], "SQS");
+    assert!(
+        source["Properties"]["Queue"]
+            .to_string()
+            .contains("WatermarkQueue"),
+        "{source}"
+    );
+    assert_eq!(
+        source["Properties"]["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    let queue = &resources["WatermarkQueue"]["Properties"];
+    let timeout = function["Timeout"]
+        .as_u64()
+        .expect("the function's Timeout");
+    let visibility = queue["VisibilityTimeout"]
+        .as_u64()
+        .expect("VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "visibility {visibility} s < 6 x {timeout} s"
+    );
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(
+        redrive["maxReceiveCount"], 5,
+        "as the local queue: {redrive}"
+    );
+    assert!(
+        redrive["deadLetterTargetArn"]
+            .to_string()
+            .contains("WatermarkDeadLetterQueue"),
+        "{redrive}"
+    );
+    assert!(
+        function["ReservedConcurrentExecutions"].as_u64().is_some(),
+        "a burst of shares never takes the HTTP functions' concurrency"
+    );
+    let alarmed = resources.values().any(|r| {
+        r["Type"] == "AWS::CloudWatch::Alarm"
+            && r["Properties"]["Dimensions"]
+                .to_string()
+                .contains("WatermarkDeadLetterQueue")
+    });
+    assert!(alarmed, "an alarm on the dead-letter queue");
+}
