@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{read, Event, FailNthCopy, Latency, Snapshot, TestEnv};
+use support::{read, Event, FailNthCopy, Latency, Stored, TestEnv};
 
 const SHARE_ROUTE: &str = "/api/media/{id}/share";
 const BY_PATH_ROUTE: &str = "/api/user/media/share";
@@ -264,236 +264,11 @@ fn next(state: &mut u64) -> u64 {
     state.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
-// ---- the cross-record invariants --------------------------------------------------------------
-
-/// What sharing keeps in the table and the general bucket, read from one snapshot.
-#[derive(Debug, Default)]
-struct ShareState {
-    /// Media records by id.
-    media: BTreeMap<u64, Value>,
-    /// Community markers: media id -> community id.
-    markers: BTreeMap<u64, u64>,
-    /// Community records by id.
-    records: BTreeMap<u64, Value>,
-    /// Tag items by community id.
-    tag_items: BTreeMap<u64, Vec<Value>>,
-    /// Share code items by code.
-    codes: BTreeMap<String, Value>,
-    /// Keys under `community/` in the general bucket.
-    public: BTreeSet<String>,
-    /// Keys under `staging/` in the general bucket.
-    staging: BTreeSet<String>,
-}
-
-impl ShareState {
-    async fn read(env: &TestEnv) -> Self {
-        Self::from_snapshot(&env.snapshot().await, &env.app.config.general_bucket)
-    }
-
-    fn from_snapshot(snapshot: &Snapshot, general: &str) -> Self {
-        let mut state = Self::default();
-        for raw in &snapshot.items {
-            let item: Value = serde_json::from_str(raw).expect("item JSON");
-            let pk = item["pk"].as_str().expect("pk").to_string();
-            let sk = item["sk"].as_str().expect("sk").to_string();
-            if let Some(id) = pk.strip_prefix("MEDIA#") {
-                let id: u64 = id.parse().expect("media id");
-                match sk.as_str() {
-                    "MEDIA" => {
-                        state.media.insert(id, item);
-                    }
-                    "COMMUNITY" => {
-                        let cid = item["communityMediaId"].as_u64().expect("marker id");
-                        state.markers.insert(id, cid);
-                    }
-                    other => panic!("unexpected item {other} in a media partition: {raw}"),
-                }
-            } else if let Some(id) = pk.strip_prefix("COMMUNITY#") {
-                let id: u64 = id.parse().expect("community id");
-                if sk == "COMMUNITY" {
-                    state.records.insert(id, item);
-                } else if sk.starts_with("TAG#") {
-                    state.tag_items.entry(id).or_default().push(item);
-                } else {
-                    panic!("unexpected item in a community partition: {raw}");
-                }
-            } else if pk.starts_with("SHARE#") {
-                let code = item["shareCode"].as_str().expect("code").to_string();
-                state.codes.insert(code, item);
-            }
-        }
-        let prefix = format!("{general}/");
-        for object in &snapshot.objects {
-            let (path, _etag) = object.rsplit_once(' ').expect("key and etag");
-            if let Some(key) = path.strip_prefix(&prefix) {
-                if key.starts_with("community/") {
-                    state.public.insert(key.to_string());
-                } else if key.starts_with("staging/") {
-                    state.staging.insert(key.to_string());
-                }
-            }
-        }
-        state
-    }
-
-    /// Every way the media records, codes, markers, community records, tag items and objects
-    /// disagree (DESIGN invariants 3 and 5).
-    fn violations(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        for (id, m) in &self.media {
-            let code = m["shareCode"].as_str();
-            let in_community = m["shareToCommunity"].as_bool().expect("shareToCommunity");
-            let cid = m["communityMediaId"].as_u64();
-            let marker = self.markers.get(id).copied();
-            if let Some(code) = code {
-                if self.codes.get(code).and_then(|c| c["mediaId"].as_u64()) != Some(*id) {
-                    v.push(format!("media {id}: its code {code} has no item naming it"));
-                }
-            }
-            if (in_community, cid) != (marker.is_some(), marker) {
-                v.push(format!(
-                    "media {id}: shareToCommunity {in_community}, communityMediaId {cid:?}, but marker {marker:?}"
-                ));
-            }
-        }
-        for (mid, cid) in &self.markers {
-            if !self.media.contains_key(mid) {
-                v.push(format!("marker of media {mid}, which is gone"));
-            }
-            if self.records.get(cid).and_then(|r| r["mediaId"].as_u64()) != Some(*mid) {
-                v.push(format!(
-                    "marker of media {mid} names community record {cid}, which is not its"
-                ));
-            }
-        }
-        for (cid, r) in &self.records {
-            let mid = r["mediaId"].as_u64().expect("mediaId");
-            // Copies outlive their original; while it exists, it must mark this copy.
-            if self.media.contains_key(&mid) && self.markers.get(&mid) != Some(cid) {
-                v.push(format!(
-                    "community record {cid} of media {mid} is not the media's marked copy"
-                ));
-            }
-            let tags: Vec<&str> = r["tags"]
-                .as_array()
-                .expect("tags")
-                .iter()
-                .map(|t| t.as_str().expect("slug"))
-                .collect();
-            let tag_set: BTreeSet<&str> = tags.iter().copied().collect();
-            let items = self.tag_items.get(cid).map(Vec::as_slice).unwrap_or(&[]);
-            let item_set: BTreeSet<&str> = items
-                .iter()
-                .map(|i| i["slug"].as_str().expect("slug"))
-                .collect();
-            if item_set != tag_set || tag_set.len() != tags.len() || items.len() != tags.len() {
-                v.push(format!(
-                    "community record {cid}: tags {tags:?} but tag items {item_set:?}"
-                ));
-            }
-            let status = r["status"].as_str().expect("status");
-            for item in items {
-                if item["tags"] != r["tags"] {
-                    v.push(format!(
-                        "community record {cid}: tag item {} lists {} instead of {}",
-                        item["slug"], item["tags"], r["tags"]
-                    ));
-                }
-                if item["gsi1pk"].is_string() != (status == "ready") {
-                    v.push(format!(
-                        "community record {cid} ({status}): tag item {} in the feed index: {}",
-                        item["slug"],
-                        item["gsi1pk"].is_string()
-                    ));
-                }
-            }
-            if r["gsi1pk"].is_string() != (status == "ready") {
-                v.push(format!(
-                    "community record {cid} ({status}) in the feed index: {}",
-                    r["gsi1pk"].is_string()
-                ));
-            }
-            let key = r["key"].as_str().expect("key");
-            let staged = r["stagingKey"].as_str();
-            let has_staged = staged.is_some_and(|s| self.staging.contains(s));
-            match status {
-                "ready" if !self.public.contains(key) || has_staged => v.push(format!(
-                    "ready community record {cid}: public object {}, staged object {has_staged}",
-                    self.public.contains(key)
-                )),
-                "pending" if self.public.contains(key) || !has_staged => v.push(format!(
-                    "pending community record {cid}: public object {}, staged object {has_staged}",
-                    self.public.contains(key)
-                )),
-                _ => {}
-            }
-        }
-        for key in &self.public {
-            let owned = self
-                .records
-                .values()
-                .any(|r| r["key"] == key.as_str() && r["status"] == "ready");
-            if !owned {
-                v.push(format!(
-                    "public object {key} belongs to no ready community record"
-                ));
-            }
-        }
-        for key in &self.staging {
-            let owned = self
-                .records
-                .values()
-                .any(|r| r["stagingKey"] == key.as_str() && r["status"] == "pending");
-            if !owned {
-                v.push(format!(
-                    "staged object {key} belongs to no pending community record"
-                ));
-            }
-        }
-        for cid in self.tag_items.keys() {
-            if !self.records.contains_key(cid) {
-                v.push(format!(
-                    "tag items of community record {cid}, which is gone"
-                ));
-            }
-        }
-        for (code, item) in &self.codes {
-            let mid = item["mediaId"].as_u64().expect("mediaId");
-            let current = self.media.get(&mid).and_then(|m| m["shareCode"].as_str());
-            if current != Some(code.as_str()) {
-                v.push(format!(
-                    "share code {code} opens media {mid}, whose code is {current:?}"
-                ));
-            }
-        }
-        v
-    }
-
-    /// Media whose share state says they are shared (or in the community) without a live code: a
-    /// state no serial order of shares and unshares leaves (a share makes or keeps the code it
-    /// answers; only an unshare removes it, and the copy with it).
-    fn dead_links(&self) -> Vec<String> {
-        let mut v = Vec::new();
-        for (id, m) in &self.media {
-            let code = m["shareCode"].as_str();
-            let is_shared = m["isShared"].as_bool().expect("isShared");
-            let in_community = m["shareToCommunity"].as_bool().expect("shareToCommunity");
-            if is_shared != code.is_some() {
-                v.push(format!(
-                    "media {id}: isShared {is_shared} but shareCode {code:?}"
-                ));
-            }
-            if in_community && code.is_none() {
-                v.push(format!("media {id}: in the community without a share code"));
-            }
-        }
-        v
-    }
-}
+// ---- the cross-record invariants (support/invariants.rs) ---------------------------------------
 
 /// Asserts the cross-record invariants hold now (copies and links alike); the state, for further
 /// checks.
-async fn assert_consistent(env: &TestEnv, when: &str) -> ShareState {
+async fn assert_consistent(env: &TestEnv, when: &str) -> Stored {
     let state = assert_copies_agree(env, when).await;
     let dead = state.dead_links();
     assert!(
@@ -506,9 +281,9 @@ async fn assert_consistent(env: &TestEnv, when: &str) -> ShareState {
 
 /// Asserts the media records, markers, community records, tag items, objects and code items
 /// agree now; the state, for further checks.
-async fn assert_copies_agree(env: &TestEnv, when: &str) -> ShareState {
-    let state = ShareState::read(env).await;
-    let violations = state.violations();
+async fn assert_copies_agree(env: &TestEnv, when: &str) -> Stored {
+    let state = Stored::read(&env.app).await;
+    let violations = state.copy_violations();
     assert!(
         violations.is_empty(),
         "{when}: sharing state disagrees:\n  {}\n{state:#?}",
