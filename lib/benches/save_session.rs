@@ -75,7 +75,7 @@ fn counted_app(env: &support::TestEnv, calls: &support::FailNthCopy) -> App {
     let mut config = env.app.config.clone();
     config.copy_concurrency = joip::config::DEFAULT_COPY_CONCURRENCY;
     config.id_block = joip::config::DEFAULT_ID_BLOCK;
-    App::from_clients(config, db, s3)
+    App::from_clients(config, &env.sdk, db, s3)
 }
 
 #[tokio::main]

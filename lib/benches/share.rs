@@ -39,7 +39,7 @@ fn counted(env: &TestEnv, counter: &FailNthCopy) -> App {
             .interceptor(counter.clone())
             .build(),
     );
-    App::from_clients(env.app.config.clone(), db, s3)
+    App::from_clients(env.app.config.clone(), &env.sdk, db, s3)
 }
 
 async fn gif(env: &TestEnv, user: &UserId) -> MediaId {

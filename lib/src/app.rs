@@ -46,7 +46,7 @@ impl App {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         let db = aws_sdk_dynamodb::Client::new(sdk);
         let s3 = aws_sdk_s3::Client::from_conf(Self::s3_config(&config, sdk).build());
-        Self::from_clients(config, db, s3)
+        Self::from_clients(config, sdk, db, s3)
     }
 
     /// The S3 client settings `new` uses, for callers that add to them (interceptors in tests).
@@ -54,15 +54,16 @@ impl App {
         aws_sdk_s3::config::Builder::from(sdk).force_path_style(config.endpoint_url.is_some())
     }
 
-    /// Assembles an App from clients built elsewhere.
+    /// Assembles an App from clients built elsewhere from `sdk` (whose credentials presign).
     pub fn from_clients(
         config: Config,
+        sdk: &aws_config::SdkConfig,
         db: aws_sdk_dynamodb::Client,
         s3: aws_sdk_s3::Client,
     ) -> Self {
         Self {
             store: Store::new(db, config.table.clone(), config.id_block),
-            blob: Blob::new(s3, config.endpoint_url.clone()),
+            blob: Blob::new(s3, sdk, config.endpoint_url.clone()),
             config,
         }
     }

@@ -1,8 +1,9 @@
 //! S3 adapter: put, get, copy (multipart past 5 GB), delete, public URLs.
 
+use crate::presign::Presigner;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use futures_util::{StreamExt, TryStreamExt};
 
@@ -12,6 +13,8 @@ pub const SINGLE_COPY_LIMIT: u64 = 5 * 1024 * 1024 * 1024;
 pub const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
 /// Parallel part copies within one multipart copy.
 const PART_CONCURRENCY: usize = 8;
+/// Parallel deletes when a prefix is emptied.
+const DELETE_CONCURRENCY: usize = 16;
 
 /// An S3 operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,15 +87,18 @@ impl ObjectInfo {
 #[derive(Clone, Debug)]
 pub struct Blob {
     s3: Client,
+    presigner: Presigner,
     endpoint_url: Option<String>,
     single_copy_limit: u64,
     part_size: u64,
 }
 
 impl Blob {
-    /// Wraps a client; `endpoint_url` is the emulator's, if any (for object URLs).
-    pub fn new(s3: Client, endpoint_url: Option<String>) -> Self {
+    /// Wraps a client built from `sdk`; `endpoint_url` is the emulator's, if any (for object
+    /// URLs).
+    pub fn new(s3: Client, sdk: &aws_config::SdkConfig, endpoint_url: Option<String>) -> Self {
         Self {
+            presigner: Presigner::new(sdk, endpoint_url.clone()),
             s3,
             endpoint_url,
             single_copy_limit: SINGLE_COPY_LIMIT,
@@ -251,6 +257,12 @@ impl Blob {
     }
 
     /// Deletes every object under `prefix`; returns how many were deleted.
+    ///
+    /// One DeleteObject a key, `DELETE_CONCURRENCY` at a time, not DeleteObjects: a quiet
+    /// DeleteObjects answers 200 with the keys it failed to delete in its body, and S3 requires a
+    /// checksum of its request body, which links the SDK's CRC code and its tables (700 KB of
+    /// every function that calls it, measured by tools/bench.sh). This runs on rollbacks, which
+    /// are rare and a few dozen keys at most.
     pub async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize, BlobError> {
         let mut deleted = 0;
         let mut token = None;
@@ -264,27 +276,17 @@ impl Blob {
                 .send()
                 .await
                 .map_err(|e| BlobError::new("list", bucket, prefix, e, false))?;
-            let ids: Vec<ObjectIdentifier> = page
-                .contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+            // Owned: a borrowed stream item makes the future higher-ranked, which the runtime
+            // refuses.
+            let keys: Vec<String> = (page.contents().iter())
+                .filter_map(|o| o.key().map(str::to_string))
                 .collect();
-            if !ids.is_empty() {
-                deleted += ids.len();
-                let delete = Delete::builder()
-                    .set_objects(Some(ids))
-                    .quiet(true)
-                    .build()
-                    .map_err(|e| BlobError::new("delete", bucket, prefix, e, false))?;
-                self.s3
-                    .delete_objects()
-                    .bucket(bucket)
-                    .delete(delete)
-                    .send()
-                    .await
-                    .map_err(|e| BlobError::new("delete", bucket, prefix, e, false))?;
-            }
+            deleted += keys.len();
+            futures_util::stream::iter(keys)
+                .map(|key| async move { self.delete(bucket, &key).await })
+                .buffer_unordered(DELETE_CONCURRENCY)
+                .try_collect::<()>()
+                .await?;
             token = page.next_continuation_token().map(str::to_string);
             if token.is_none() {
                 return Ok(deleted);
@@ -335,17 +337,10 @@ impl Blob {
         key: &str,
         ttl: std::time::Duration,
     ) -> Result<String, BlobError> {
-        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
-            .map_err(|e| BlobError::new("presign", bucket, key, e, false))?;
-        let request = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .presigned(config)
+        self.presigner
+            .get(bucket, key, ttl, std::time::SystemTime::now())
             .await
-            .map_err(|e| BlobError::new("presign", bucket, key, e, false))?;
-        Ok(request.uri().to_string())
+            .map_err(|e| BlobError::new("presign", bucket, key, e, false))
     }
 
     /// Every object under `prefix`, by key.

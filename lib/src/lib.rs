@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod pagination;
+pub mod presign;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -496,7 +496,12 @@ async fn a_source_unshared_between_read_and_claim_charges_nothing() {
             .interceptor(unshare.clone())
             .build(),
     );
-    let app = App::from_clients(env.app.config.clone(), db, env.app.blob.client().clone());
+    let app = App::from_clients(
+        env.app.config.clone(),
+        &env.sdk,
+        db,
+        env.app.blob.client().clone(),
+    );
     let before = env.snapshot().await;
 
     let (status, body) = save(&app, &user, source).await;

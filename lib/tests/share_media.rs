@@ -553,7 +553,12 @@ fn app_with_slow_transactions(env: &TestEnv, ms: u64) -> (App, Arc<AtomicBool>) 
             })
             .build(),
     );
-    let app = App::from_clients(env.app.config.clone(), db, env.app.blob.client().clone());
+    let app = App::from_clients(
+        env.app.config.clone(),
+        &env.sdk,
+        db,
+        env.app.blob.client().clone(),
+    );
     (app, sent)
 }
 

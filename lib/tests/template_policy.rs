@@ -189,7 +189,12 @@ async fn watermark(run: &Run) {
             .interceptor(SlowTransactions)
             .build(),
     );
-    let slow = App::from_clients(env.app.config.clone(), db, run.app.blob.client().clone());
+    let slow = App::from_clients(
+        env.app.config.clone(),
+        &env.sdk,
+        db,
+        run.app.blob.client().clone(),
+    );
     let publish = tokio::spawn(async move { handle_batch(&slow, &staged_event(&racing)).await });
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let unshare = json!({ "shareToCommunity": false });
@@ -377,6 +382,10 @@ async fn resolve_shared_media(run: &Run) {
             .await,
         );
         assert_eq!(status, want, "{body}");
+        if want == 200 {
+            run.recorder
+                .presigned_get(body["url"].as_str().expect("url"));
+        }
     }
 }
 
@@ -677,7 +686,7 @@ impl Run {
                 .interceptor(recorder.clone())
                 .build(),
         );
-        let app = App::from_clients(env.app.config.clone(), db, s3);
+        let app = App::from_clients(env.app.config.clone(), &env.sdk, db, s3);
         Self { env, app, recorder }
     }
 
@@ -742,6 +751,40 @@ impl Recorder {
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
+
+    /// A presigned GET the code handed out (signed without an SDK call, so no interceptor saw
+    /// it): whoever follows it reads the object with the function's permissions.
+    fn presigned_get(&self, url: &str) {
+        // Path-style on the emulator: http://host/bucket/key?X-Amz-...
+        let path = url.split('?').next().unwrap_or_default();
+        let path = path.splitn(4, '/').nth(3).expect("path-style URL");
+        let (bucket, key) = path.split_once('/').expect("bucket/key");
+        let key = percent_decode(key);
+        self.calls.lock().unwrap().push(Call {
+            needs: read_object(bucket, &key, "a presigned GetObject"),
+            unknown: None,
+        });
+    }
+}
+
+/// `%XX` escapes decoded (a URL path's key).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], s.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("UTF-8 key")
 }
 
 impl aws_sdk_s3::config::Intercept for Recorder {

@@ -58,6 +58,6 @@ impl super::TestEnv {
                 .retry_config(chaos_retry_config())
                 .build(),
         );
-        App::from_clients(self.app.config.clone(), db, s3)
+        App::from_clients(self.app.config.clone(), &self.sdk, db, s3)
     }
 }

@@ -155,6 +155,6 @@ impl super::TestEnv {
                 .interceptor(interceptor)
                 .build(),
         );
-        App::from_clients(self.app.config.clone(), db, s3)
+        App::from_clients(self.app.config.clone(), &self.sdk, db, s3)
     }
 }

@@ -220,7 +220,12 @@ impl TestEnv {
                 .interceptor(interceptor)
                 .build(),
         );
-        App::from_clients(self.app.config.clone(), self.app.store.client().clone(), s3)
+        App::from_clients(
+            self.app.config.clone(),
+            &self.sdk,
+            self.app.store.client().clone(),
+            s3,
+        )
     }
 
     /// Everything in the table and both buckets, for "nothing changed" assertions.
