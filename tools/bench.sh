@@ -54,6 +54,20 @@ else
   log "cargo lambda build --release (every function, and the hello baselines)"
   cargo lambda build --quiet --release $(printf -- '-p %s ' $FUNCTIONS) -p bench-hello
   BINS=(--lambda-dir "$ROOT/target/lambda")
+  # Graviton, as template.yaml deploys it (everything but the watermark function): sizes, and a
+  # start of each under qemu-aarch64 (Debian's qemu-user and aarch64 libc) that must answer as
+  # the x86_64 build does.
+  log "cargo lambda build --release --arm64 (what template.yaml deploys on Graviton)"
+  cargo lambda build --quiet --release --arm64 --lambda-dir "$ROOT/target/lambda-arm64" \
+    $(printf -- '-p %s ' $(ls functions | grep -vx watermark)) -p bench-hello
+  BINS+=(--arm64-dir "$ROOT/target/lambda-arm64")
+  if ! command -v qemu-aarch64 >/dev/null || [ ! -d /usr/aarch64-linux-gnu ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "installing qemu-user and Debian's aarch64 libc, to start the arm64 builds once"
+      { apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross; } >/dev/null \
+        || log "could not install qemu-user: the arm64 builds will be sized, not started"
+    fi
+  fi
 fi
 WATERMARK_BENCH=$(cargo bench -p joip --bench watermark --no-run --message-format=json 2>/dev/null \
   | "$BENCH_VENV/bin/python" -c 'import json,sys
