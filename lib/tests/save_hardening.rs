@@ -553,3 +553,52 @@ async fn the_reaper_gives_up_on_a_save_that_keeps_failing_and_refunds_it() {
         .unwrap()
         .is_none());
 }
+
+/// The reaper's read of stale saves covers every shard of the index (queried at once) and takes
+/// the oldest lapses first across all of them, however few it may take.
+#[tokio::test]
+async fn stale_saves_come_from_every_shard_oldest_lapse_first() {
+    let env = TestEnv::new().await;
+    priced(&env, 1).await;
+    let user = env.user(100, false).await;
+    let copies = FailNthCopy::counter();
+    let mut app = env.app_with_s3_interceptor(copies.clone());
+    app.config.save_lease_ms = 300;
+    app.config.copy_concurrency = 1;
+    let mut sources = Vec::new();
+    for _ in 0..6 {
+        let source = photos(&env, 3).await;
+        let started = copies.copies();
+        killed_after(&app, &user, source, started + 1, &copies).await;
+        sources.push(source);
+        // Distinct lapses, in the order the saves were stranded.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shards: std::collections::HashSet<u32> = (sources.iter())
+        .map(|s| joip::store::keys::copying_shard(&user, *s))
+        .collect();
+    assert!(
+        shards.len() > 1,
+        "the sources landed in one shard: {shards:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let now = joip::domain::now_millis();
+    let all = env.app.store.stale_saves(now, 100).await.unwrap();
+    let order: Vec<SessionId> = all.iter().map(|r| r.source_session_id).collect();
+    assert_eq!(order, sources, "every stranded save, oldest lapse first");
+    for n in [1, 3, 5] {
+        let first = env.app.store.stale_saves(now, n).await.unwrap();
+        let order: Vec<SessionId> = first.iter().map(|r| r.source_session_id).collect();
+        assert_eq!(order, sources[..n], "the {n} oldest lapses");
+    }
+    // Not stale yet at the time the first was stranded.
+    let early = all[0].lease_until_ms;
+    assert!(env
+        .app
+        .store
+        .stale_saves(early, 100)
+        .await
+        .unwrap()
+        .is_empty());
+}

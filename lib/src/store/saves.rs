@@ -370,41 +370,56 @@ impl Store {
     }
 
     /// Saves still `copying` whose lease lapsed before `now_ms`, oldest lapse first, at most
-    /// `limit`: read from the sparse index of copying saves (never a scan).
+    /// `limit`: read from the sparse index of copying saves (never a scan), every shard at once
+    /// (one round trip of wall time, not one a shard), each up to `limit` in its own order.
     pub async fn stale_saves(
         &self,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<SaveRecord>, StoreError> {
-        const OP: &str = "list stale saves";
-        let mut found = Vec::new();
-        for shard in 0..keys::COPYING_SHARDS {
-            let mut start = None;
-            loop {
-                let out = self
-                    .db
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(keys::GSI1)
-                    .key_condition_expression("gsi1pk = :pk AND gsi1sk < :now")
-                    .expression_attribute_values(":pk", s(keys::copying_saves(shard)))
-                    .expression_attribute_values(":now", s(keys::lease_sort(now_ms)))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::new(OP, e))?;
-                for item in out.items.unwrap_or_default() {
-                    found.push(from_item::<SaveRecord>(OP, item)?);
-                }
-                start = out.last_evaluated_key;
-                if start.is_none() || found.len() >= limit {
-                    break;
-                }
-            }
-        }
+        let shards =
+            (0..keys::COPYING_SHARDS).map(|shard| self.stale_saves_in(shard, now_ms, limit));
+        let mut found: Vec<SaveRecord> = futures_util::future::try_join_all(shards)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         found.sort_by_key(|r| r.lease_until_ms);
         found.truncate(limit);
         Ok(found)
+    }
+
+    /// One shard's share of `stale_saves`: its oldest lapses first (the index sorts by lapse).
+    async fn stale_saves_in(
+        &self,
+        shard: u32,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SaveRecord>, StoreError> {
+        const OP: &str = "list stale saves";
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::GSI1)
+                .key_condition_expression("gsi1pk = :pk AND gsi1sk < :now")
+                .expression_attribute_values(":pk", s(keys::copying_saves(shard)))
+                .expression_attribute_values(":now", s(keys::lease_sort(now_ms)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::new(OP, e))?;
+            for item in out.items.unwrap_or_default() {
+                found.push(from_item::<SaveRecord>(OP, item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() || found.len() >= limit {
+                return Ok(found);
+            }
+        }
     }
 
     async fn settle(
