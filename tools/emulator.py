@@ -20,6 +20,8 @@ for however long a busy emulator queues it for the lock). As on AWS:
     TransactionConflictException; single-item writes (and BatchWriteItem) mark their items while
     they apply, so a transaction arriving meanwhile conflicts;
   * plain reads (GetItem, Query, Scan, BatchGetItem) are never refused.
+A transaction that fails puts back the items it names, not a copy of every table it names (moto's
+way, which cost seconds and gigabytes once a test run had filled the table).
 
 Limits moto skips (or checks late, after applying part of a request, or with other messages),
 refused with AWS's ValidationException before anything is applied: TransactWriteItems with no or
@@ -57,6 +59,7 @@ Usage: python tools/emulator.py -H 127.0.0.1 -p 4566
 import argparse
 import base64
 import binascii
+import copy
 import json
 import math
 import os
@@ -69,7 +72,9 @@ from http import HTTPStatus
 from io import BytesIO
 from urllib.parse import parse_qs
 
-from moto.dynamodb.models import dynamodb_backends
+import moto.dynamodb.models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend, Table, dynamodb_backends
+from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -620,6 +625,66 @@ class Emulator:
                     items.append(caller.item(table, put.get("Item") or delete.get("Key") or {}))
             return items
         return []
+
+
+# --- Transactions back up their items, not their tables --------------------------------------
+#
+# moto's TransactWriteItems deep-copies every table it names before it starts, to put the copy
+# back if an action fails: a cost that grows with the table (seconds a transaction once a test run
+# has filled it, and gigabytes of garbage). Under the emulator's write lock nothing else writes
+# meanwhile, so backing up the items the transaction names is the same rollback: moto's copy of a
+# table is made the table itself, and a failed transaction puts its named items back.
+
+
+class _CopyButNotTables:
+    """moto.dynamodb.models' `copy` module, whose deepcopy leaves a Table as it is."""
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(x, memo=None):
+        return x if isinstance(x, Table) else copy.deepcopy(x, memo)
+
+
+def _named_items(backend, transact_items):
+    """(table, hash, range, a copy of the item or None) for every item the transaction names."""
+    named = []
+    for entry in transact_items:
+        try:
+            _, body = _action(entry)
+            table = backend.tables[body["TableName"]]
+            attrs = body.get("Item") if "Item" in body else body["Key"]
+            hash_key = DynamoType(attrs[table.hash_key_attr])
+            range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
+        except (KeyError, TypeError, ValueError):
+            continue  # moto refuses it before any action applies
+        named.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+    return named
+
+
+def _restore(named):
+    for table, hash_key, range_key, item in reversed(named):
+        if item is None:
+            table.delete_item(hash_key, range_key)
+        elif range_key is not None:
+            table.items[hash_key][range_key] = item
+        else:
+            table.items[hash_key] = item
+
+
+def _transact_write_items(self, transact_items):
+    named = _named_items(self, transact_items)
+    try:
+        return _moto_transact_write_items(self, transact_items)
+    except Exception:
+        _restore(named)
+        raise
+
+
+_moto_transact_write_items = DynamoDBBackend.transact_write_items
+dynamodb_models.copy = _CopyButNotTables()
+DynamoDBBackend.transact_write_items = _transact_write_items
 
 
 def _env_number(name, default, kind):

@@ -386,6 +386,56 @@ async fn a_transaction_of_101_actions_is_refused() {
     assert_eq!(env.snapshot().await.items.len(), 100);
 }
 
+/// moto applies a transaction's actions one by one: when a later one fails, the earlier ones must
+/// be undone (the emulator puts back the items the transaction names), as nothing of a cancelled
+/// transaction is ever visible on AWS.
+#[tokio::test]
+async fn a_cancelled_transaction_undoes_the_actions_before_the_failing_one() {
+    let env = TestEnv::new().await;
+    let table = env.app.config.table.clone();
+    let db = dynamodb(&env, None, None);
+    let n = |v: &str| AttributeValue::N(v.into());
+    db.put_item()
+        .table_name(&table)
+        .set_item(Some(item("undo", "kept", &[("v", n("1"))])))
+        .send()
+        .await
+        .expect("put");
+    let before = env.snapshot().await;
+
+    let delete = TransactWriteItem::builder()
+        .delete(
+            aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&table)
+                .set_key(Some(key("undo", "kept")))
+                .build()
+                .expect("table and key set"),
+        )
+        .build();
+    let failing = TransactWriteItem::builder()
+        .update(
+            Update::builder()
+                .table_name(&table)
+                .set_key(Some(key("undo", "missing")))
+                .update_expression("SET v = :v")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":v", n("2"))
+                .build()
+                .expect("table, key and expression set"),
+        )
+        .build();
+    let err = db
+        .transact_write_items()
+        .transact_items(put(&table, item("undo", "new", &[("v", n("3"))])))
+        .transact_items(delete)
+        .transact_items(failing)
+        .send()
+        .await
+        .expect_err("the last action's condition fails");
+    assert_eq!(code(&err), "TransactionCanceledException");
+    assert_eq!(env.snapshot().await, before, "nothing of it is left");
+}
+
 #[tokio::test]
 async fn a_transaction_with_two_operations_on_one_item_is_refused() {
     let env = TestEnv::new().await;
