@@ -32,15 +32,22 @@ if ! cmp -s "$BENCH_REQ" "$BENCH_VENV/.requirements" 2>/dev/null; then
   "$BENCH_VENV/bin/python" -m pip install --quiet -r "$BENCH_REQ"
   cp "$BENCH_REQ" "$BENCH_VENV/.requirements"
 fi
-if ! command -v jpegtran >/dev/null; then
+# Debian packages a benchmark uses, installed when run as root with apt-get; otherwise (or if that
+# fails) it says what is missing and what the report lacks for it.
+# $1: what they are for; $2: what is missing without them; the rest: the packages.
+debian_install() {
+  local why="$1" without="$2"
+  shift 2
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    log "installing jpegtran (Debian libjpeg-turbo-progs), the DCT path's floor"
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends libjpeg-turbo-progs; } >/dev/null \
-      || log "could not install jpegtran: the DCT path's floor will be missing"
+    log "installing $* ($why)"
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"; } >/dev/null \
+      || log "could not install $*: $without"
   else
-    log "jpegtran not found (Debian: apt-get install libjpeg-turbo-progs): the DCT path's floor will be missing"
+    log "not installed (Debian: apt-get install $*): $without"
   fi
-fi
+}
+command -v jpegtran >/dev/null || debian_install "jpegtran, the DCT path's floor" \
+  "the DCT path's floor will be missing" libjpeg-turbo-progs
 command -v node >/dev/null || die "node not found: the watermark benchmark runs sharp (install Node.js 18+)"
 
 log "building the benchmarks"
@@ -62,11 +69,8 @@ else
     $(printf -- '-p %s ' $(ls functions | grep -vx watermark)) -p bench-hello
   BINS+=(--arm64-dir "$ROOT/target/lambda-arm64")
   if ! command -v qemu-aarch64 >/dev/null || [ ! -d /usr/aarch64-linux-gnu ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      log "installing qemu-user and Debian's aarch64 libc, to start the arm64 builds once"
-      { apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-user libc6-arm64-cross; } >/dev/null \
-        || log "could not install qemu-user: the arm64 builds will be sized, not started"
-    fi
+    debian_install "to start the arm64 builds once" \
+      "the arm64 builds will be sized, not started" qemu-user libc6-arm64-cross
   fi
 fi
 WATERMARK_BENCH=$(cargo bench -p joip --bench watermark --no-run --message-format=json 2>/dev/null \

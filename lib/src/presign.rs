@@ -34,6 +34,8 @@ fn failed(what: &str, e: impl std::fmt::Display) -> PresignError {
 /// How the S3 client addresses buckets, and its credentials (cached until near expiry).
 #[derive(Clone, Debug)]
 pub struct Presigner {
+    /// The S3 SDK's endpoint rules (we configure no custom resolver), built once.
+    resolver: Arc<DefaultResolver>,
     credentials: Option<SharedCredentialsProvider>,
     region: Option<String>,
     /// The emulator's endpoint, if any (then path-style, as the client is configured).
@@ -49,6 +51,7 @@ impl Presigner {
     /// the emulator's (the client then uses path-style, see `App::s3_config`).
     pub fn new(sdk: &aws_config::SdkConfig, endpoint_url: Option<String>) -> Self {
         Self {
+            resolver: Arc::new(DefaultResolver::new()),
             credentials: sdk.credentials_provider(),
             region: sdk.region().map(|r| r.as_ref().to_string()),
             endpoint_url,
@@ -76,7 +79,8 @@ impl Presigner {
             .key(key)
             .build()
             .map_err(|e| failed("endpoint parameters", e))?;
-        let endpoint = DefaultResolver::new()
+        let endpoint = self
+            .resolver
             .resolve_endpoint(&params)
             .await
             .map_err(|e| failed("endpoint", e))?;

@@ -755,36 +755,14 @@ impl Recorder {
     /// A presigned GET the code handed out (signed without an SDK call, so no interceptor saw
     /// it): whoever follows it reads the object with the function's permissions.
     fn presigned_get(&self, url: &str) {
-        // Path-style on the emulator: http://host/bucket/key?X-Amz-...
-        let path = url.split('?').next().unwrap_or_default();
-        let path = path.splitn(4, '/').nth(3).expect("path-style URL");
-        let (bucket, key) = path.split_once('/').expect("bucket/key");
-        let key = percent_decode(key);
+        // Path-style on the emulator: http://host/bucket/key?X-Amz-..., the key URL-encoded as in
+        // a CopySource.
+        let (bucket, key) = copy_source(url.splitn(4, '/').nth(3).expect("path-style URL"));
         self.calls.lock().unwrap().push(Call {
-            needs: read_object(bucket, &key, "a presigned GetObject"),
+            needs: read_object(&bucket, &key, "a presigned GetObject"),
             unknown: None,
         });
     }
-}
-
-/// `%XX` escapes decoded (a URL path's key).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], s.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) if u8::from_str_radix(hex, 16).is_ok() => {
-                out.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).expect("UTF-8 key")
 }
 
 impl aws_sdk_s3::config::Intercept for Recorder {

@@ -69,6 +69,26 @@ def api_event(base, method, path, body=None, sub=None, params=None):
     return e
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, one segment per answer, no access log, and no traceback when a killed
+    function process resets its connection: what the Runtime API and the proxy both need."""
+
+    protocol_version = "HTTP/1.1"
+    # One segment per answer, sent at once: headers and body written separately would meet Nagle
+    # and delayed ACKs and add 40 ms to every exchange.
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+
+
 class RuntimeApi:
     """The Lambda Runtime API (2018-06-01) for one function process at a time."""
 
@@ -78,22 +98,7 @@ class RuntimeApi:
         self.served_at = {}
         api = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # One segment per answer, sent at once: headers and body written separately would
-            # meet Nagle and delayed ACKs and add 40 ms to every exchange.
-            wbufsize = 1 << 16
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def handle(self):
-                # A function process killed after its start leaves its connections to be reset.
-                try:
-                    super().handle()
-                except (ConnectionResetError, BrokenPipeError):
-                    pass
+        class Handler(QuietHandler):
 
             def do_GET(self):
                 if not self.path.endswith("/runtime/invocation/next"):
@@ -150,22 +155,7 @@ class RecordingProxy:
         self.lock = threading.Lock()
         proxy = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # One segment per answer, sent at once: headers and body written separately would
-            # meet Nagle and delayed ACKs and add 40 ms to every exchange.
-            wbufsize = 1 << 16
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):
-                pass
-
-            def handle(self):
-                # A function process killed after its start leaves its connections to be reset.
-                try:
-                    super().handle()
-                except (ConnectionResetError, BrokenPipeError):
-                    pass
+        class Handler(QuietHandler):
 
             def parse_request(self):
                 # A round trip as the function sees it starts when its request line arrives:
