@@ -2,6 +2,7 @@
 
 use crate::blob::Blob;
 use crate::config::{Config, ConfigError};
+use crate::domain::Clock;
 use crate::store::Store;
 use aws_config::BehaviorVersion;
 
@@ -14,6 +15,8 @@ pub struct App {
     pub store: Store,
     /// The buckets.
     pub blob: Blob,
+    /// The time (the system's; tests set their own).
+    pub clock: Clock,
 }
 
 /// The HTTP client every SDK config of ours uses: rustls with ring, the only TLS stack and
@@ -65,6 +68,7 @@ impl App {
             store: Store::new(db, config.table.clone(), config.id_block),
             blob: Blob::new(s3, sdk, config.endpoint_url.clone()),
             config,
+            clock: Clock::system(),
         }
     }
 }

@@ -10,6 +10,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -109,7 +110,8 @@ pub fn caller(req: &Request, local: Option<&LocalMode>) -> Result<UserId, AppErr
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .ok_or(AppError::Unauthorized)?;
-    verify_dev_token(&local.dev_token_secret, token.trim()).ok_or(AppError::Unauthorized)
+    verify_dev_token(local.dev_token_secret.expose_secret(), token.trim())
+        .ok_or(AppError::Unauthorized)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Typed settings read once from the environment at start-up.
 
+pub use secrecy::{ExposeSecret, SecretSlice};
 use std::env;
 
 /// Names the local stack and `joip-admin` use when nothing else is given.
@@ -22,8 +23,6 @@ pub mod local {
 /// generates its own).
 pub const MIN_SECRET_BYTES: usize = 16;
 
-/// Prefix under which every user's private objects live in the user-media bucket.
-pub const USER_PREFIX: &str = "users";
 /// Largest page a list endpoint returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
 /// Page size when the client asks for none.
@@ -44,9 +43,6 @@ pub const COPY_DEADLINE_MARGIN_MS: u64 = 3_000;
 /// A save still copying this long after its claim is rolled back and refunded by the reaper
 /// (it keeps failing for reasons a retry has not fixed).
 pub const DEFAULT_SAVE_GIVE_UP_MS: u64 = 6 * 3600 * 1000;
-/// The only general-bucket prefix saves copy from (and the only one the save function may read
-/// and list there); media anywhere else are refused before any charge.
-pub const SESSION_MEDIA_PREFIX: &str = "sessions/";
 /// SDK attempts per call (the first and its retries) on throttling, 5xx and transient network
 /// faults; DynamoDB's own SDKs default to more than the generic 3.
 pub const DEFAULT_SDK_MAX_ATTEMPTS: u32 = 6;
@@ -76,7 +72,7 @@ pub struct Config {
     pub local: Option<LocalMode>,
     /// Secret that pagination keys are derived from (see [`Config::cursor_key`]); only the
     /// functions that sign cursors receive it.
-    pub cursor_secret: Option<Vec<u8>>,
+    pub cursor_secret: Option<SecretSlice<u8>>,
     /// Emulator endpoint, if any (`AWS_ENDPOINT_URL`); S3 then uses path-style addressing.
     pub endpoint_url: Option<String>,
     /// Parallel copies per request.
@@ -102,16 +98,10 @@ pub struct Config {
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LocalMode {
-    /// HS256 secret for dev tokens.
-    pub dev_token_secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for LocalMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalMode").finish_non_exhaustive()
-    }
+    /// HS256 secret for dev tokens (its `Debug` is redacted).
+    pub dev_token_secret: SecretSlice<u8>,
 }
 
 /// A required setting is missing or malformed.
@@ -137,9 +127,9 @@ impl Config {
     /// secret with HKDF-SHA256 so that no two purposes, and nothing else, share a key. `None`
     /// when this function was given no secret.
     pub fn cursor_key(&self, purpose: &str) -> Option<[u8; 32]> {
-        let secret = self.cursor_secret.as_deref()?;
+        let secret = self.cursor_secret.as_ref()?;
         let mut key = [0u8; 32];
-        hkdf::Hkdf::<sha2::Sha256>::new(Some(b"joip-serverless/cursor/v1"), secret)
+        hkdf::Hkdf::<sha2::Sha256>::new(Some(b"joip-serverless/cursor/v1"), secret.expose_secret())
             .expand(purpose.as_bytes(), &mut key)
             .expect("32 bytes is a valid HKDF-SHA256 length");
         Some(key)
@@ -167,7 +157,7 @@ impl Config {
                     "JOIP_DEV_TOKEN_SECRET must be at least {MIN_SECRET_BYTES} bytes"
                 )));
             }
-            Some(secret.into_bytes())
+            Some(SecretSlice::from(secret.into_bytes()))
         } else {
             None
         };
@@ -201,7 +191,7 @@ impl Config {
             general_bucket,
             // Locally the dev secret stands in (the derived keys differ from the token key).
             cursor_secret: get("JOIP_CURSOR_SECRET")
-                .map(String::into_bytes)
+                .map(|s| SecretSlice::from(s.into_bytes()))
                 .or_else(|| dev_token_secret.clone()),
             local: dev_token_secret.map(|dev_token_secret| LocalMode { dev_token_secret }),
             endpoint_url,
@@ -261,6 +251,28 @@ mod tests {
         assert!(cfg.local.is_none());
         assert!(cfg.cursor_secret.is_none(), "no secret unless given");
         assert_eq!(cfg.public_base_url, "https://cdn.example.com");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let cfg = Config::from_lookup(
+            true,
+            lookup(&[
+                ("JOIP_DEV_TOKEN_SECRET", "dev-secret-dev-secret"),
+                ("JOIP_CURSOR_SECRET", "cursor-secret-cursor"),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{cfg:?}");
+        for secret in ["dev-secret-dev-secret", "cursor-secret-cursor"] {
+            let bytes = format!("{:?}", secret.as_bytes());
+            assert!(!printed.contains(secret), "{printed}");
+            assert!(
+                !printed.contains(bytes.trim_matches(|c| c == '[' || c == ']')),
+                "{printed}"
+            );
+        }
+        assert!(printed.contains("REDACTED"), "{printed}");
     }
 
     #[test]

@@ -1,9 +1,25 @@
 //! One error enum; each variant maps to exactly one documented status and body.
 
 use serde_json::{json, Value};
+use std::borrow::Cow;
 
-/// The feature key that saving a community session is priced under.
-pub const SESSION_CREATE: &str = "session_create";
+/// Any error, kept whole with its source chain (what an internal failure carries to the log).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Displays an error and every source below it (`a: b: c`): what a log line says of a failure.
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
 
 /// Everything a handler can answer other than success. Internal errors carry the route's
 /// documented 500 message; their cause is logged, never sent.
@@ -12,12 +28,10 @@ pub enum AppError {
     /// No (valid) identity.
     #[error("unauthorized")]
     Unauthorized,
-    /// 400 with `{"message": ..}`.
+    /// 400 with `{"message": ..}`: a documented message, or one built from the input (e.g.
+    /// which tags are unknown).
     #[error("bad request: {0}")]
-    BadRequest(&'static str),
-    /// 400 with a message built from the input (e.g. which tags are unknown).
-    #[error("bad request: {0}")]
-    Invalid(String),
+    BadRequest(Cow<'static, str>),
     /// 404 with `{"message": ..}`.
     #[error("not found: {0}")]
     NotFound(&'static str),
@@ -43,23 +57,35 @@ pub enum AppError {
     /// 503 `FEATURE_PRICING_MISSING`.
     #[error("pricing missing: {0}")]
     PricingMissing(&'static str),
-    /// 500 with the route's documented message; the cause is logged by the route wrapper.
-    #[error("internal: {message}: {cause}")]
+    /// 500 with the route's documented message; the source is logged whole by the route
+    /// wrapper, never sent.
+    #[error("internal: {message}")]
     Internal {
         /// The documented message for this route.
         message: &'static str,
-        /// What actually went wrong (logged, never sent).
-        cause: String,
+        /// What actually went wrong.
+        #[source]
+        source: BoxError,
     },
 }
 
 impl AppError {
-    /// An internal failure with the route's documented message and a loggable cause.
-    pub fn internal(message: &'static str, cause: impl std::fmt::Display) -> Self {
+    /// An internal failure with the route's documented message and its cause.
+    pub fn internal(message: &'static str, cause: impl Into<BoxError>) -> Self {
         Self::Internal {
             message,
-            cause: cause.to_string(),
+            source: cause.into(),
         }
+    }
+
+    /// 400 with a documented message.
+    pub fn bad_request(message: &'static str) -> Self {
+        Self::BadRequest(Cow::Borrowed(message))
+    }
+
+    /// 400 with a message built from the input.
+    pub fn invalid(message: String) -> Self {
+        Self::BadRequest(Cow::Owned(message))
     }
 
     /// HTTP status and the exact documented JSON body.
@@ -67,7 +93,6 @@ impl AppError {
         match self {
             Self::Unauthorized => (401, json!({ "message": "Unauthorized" })),
             Self::BadRequest(m) => (400, json!({ "message": m })),
-            Self::Invalid(m) => (400, json!({ "message": m })),
             Self::NotFound(m) => (404, json!({ "message": m })),
             Self::Forbidden(m) => (403, json!({ "message": m })),
             Self::Unprocessable(m) => (422, json!({ "message": m })),
@@ -111,6 +136,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn internal_errors_are_logged_with_their_whole_chain() {
+        let store = crate::store::StoreError::new("get media", "throttled by dynamodb");
+        let err = AppError::internal("Failed to share media", store);
+        assert_eq!(
+            Report(&err).to_string(),
+            "internal: Failed to share media: get media: throttled by dynamodb"
+        );
+    }
+
+    #[test]
     fn internal_errors_never_leak_their_cause() {
         let (status, body) =
             AppError::internal("Failed to share media", "dynamodb: secret-table-name")
@@ -124,7 +159,7 @@ mod tests {
         let (status, body) = AppError::InsufficientCredits {
             required: 10,
             current: 5,
-            feature: SESSION_CREATE,
+            feature: "session_create",
         }
         .status_and_body();
         assert_eq!(status, 402);

@@ -1,7 +1,7 @@
 //! Request parsing at the edge and response building; one wrapper gives every route its span,
 //! its error mapping and its log line.
 
-use crate::error::AppError;
+use crate::error::{AppError, Report};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -23,7 +23,7 @@ pub fn path_id(req: &Request, name: &str, err: &'static str) -> Result<u64, AppE
     req.path_parameters_ref()
         .and_then(|p| p.first(name))
         .and_then(crate::domain::parse_positive_id)
-        .ok_or(AppError::BadRequest(err))
+        .ok_or(AppError::bad_request(err))
 }
 
 /// A query-string parameter, if present.
@@ -43,7 +43,7 @@ pub fn page_limit(req: &Request) -> Result<u32, AppError> {
             .ok()
             .filter(|n| *n > 0)
             .map(|n| n.min(MAX_PAGE_SIZE))
-            .ok_or(AppError::BadRequest("Invalid limit")),
+            .ok_or(AppError::bad_request("Invalid limit")),
     }
 }
 
@@ -55,18 +55,37 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, err: &'static str) -> Resul
         Body::Empty => b"",
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b,
-        _ => return Err(AppError::BadRequest(err)),
+        _ => return Err(AppError::bad_request(err)),
     };
     if bytes.trim_ascii().is_empty() {
-        return serde_json::from_slice(b"{}").map_err(|_| AppError::BadRequest(err));
+        return serde_json::from_slice(b"{}").map_err(|_| AppError::bad_request(err));
     }
     // Only an object is a body: serde would also read a struct from an array. Read straight
     // into `T`, not through a map, so a repeated field is refused instead of its last value
     // silently winning over what a proxy or client library read first.
     if !declares_json(req) || bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(AppError::BadRequest(err));
+        return Err(AppError::bad_request(err));
     }
-    serde_json::from_slice(bytes).map_err(|_| AppError::BadRequest(err))
+    serde_json::from_slice(bytes).map_err(|_| AppError::bad_request(err))
+}
+
+/// A body field that may be absent, `null`, or a value: the three mean different things (leave as
+/// is, clear, set). Use with `#[serde(default)]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Field<T> {
+    /// Not in the body.
+    #[default]
+    Absent,
+    /// Present as `null`.
+    Null,
+    /// Present with a value.
+    Value(T),
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Field<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Option::<T>::deserialize(d).map(|v| v.map_or(Field::Null, Field::Value))
+    }
 }
 
 /// Whether the request's `Content-Type` is `application/json` (any case, any parameters).
@@ -100,8 +119,8 @@ where
         let response = handler.await.unwrap_or_else(|err| {
             let (status, body) = err.status_and_body();
             match &err {
-                AppError::Internal { cause, .. } => {
-                    tracing::error!(status, %cause, "request failed")
+                AppError::Internal { .. } => {
+                    tracing::error!(status, error = %Report(&err), "request failed")
                 }
                 _ => tracing::info!(status, error = %err, "request refused"),
             }
@@ -162,7 +181,7 @@ mod tests {
         for body in ["{", "[]", r#"{"tags":"x"}"#] {
             let err = json_body::<ShareBody>(&request(Body::Text(body.into())), "Invalid body");
             assert!(
-                matches!(err, Err(AppError::BadRequest("Invalid body"))),
+                matches!(err, Err(AppError::bad_request("Invalid body"))),
                 "{body}"
             );
         }

@@ -3,6 +3,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
+use joip::config::ExposeSecret;
 use joip::domain::{MediaId, MediaSource, SessionId, TagSlug, UserId};
 use joip::service::media::upload_media;
 use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
@@ -171,7 +172,7 @@ pub fn dev_token(app: &App, user: &UserId) -> Option<String> {
     app.config
         .local
         .as_ref()
-        .map(|l| mint_dev_token(&l.dev_token_secret, user, DEV_TOKEN_TTL_SECS))
+        .map(|l| mint_dev_token(l.dev_token_secret.expose_secret(), user, DEV_TOKEN_TTL_SECS))
 }
 
 pub async fn user(app: &App, cmd: UserCmd) -> Result<Value> {

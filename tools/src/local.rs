@@ -17,9 +17,6 @@ use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
 use joip::store::keys;
 use serde_json::{json, Value};
 
-/// Prefix of the general bucket whose new objects the watermark function processes.
-pub const STAGING_PREFIX: &str = "staging/";
-
 #[derive(Subcommand)]
 pub enum LocalCmd {
     /// Create the table, buckets, queue (+ DLQ) and the S3 -> SQS notification.
@@ -226,7 +223,7 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
                 .filter_rules(
                     FilterRule::builder()
                         .name(FilterRuleName::Prefix)
-                        .value(STAGING_PREFIX)
+                        .value(joip::blob::keys::STAGING_PREFIX)
                         .build(),
                 )
                 .build(),
@@ -310,7 +307,7 @@ async fn seed(target: &Target) -> Result<Value> {
     app.store.create_user(&alice, 100, true).await?;
     app.store.create_user(&bob, 25, false).await?;
     app.store
-        .put_pricing(joip::error::SESSION_CREATE, 10, false)
+        .put_pricing(joip::service::save_session::PRICED_FEATURE, 10, false)
         .await?;
     for slug in DEMO_TAGS {
         let slug = joip::domain::TagSlug::parse(slug).expect("valid slug");
@@ -363,6 +360,7 @@ async fn seed(target: &Target) -> Result<Value> {
     // Shared as the web client would: the upload to the community (pending until the watermark
     // function publishes it), and a generated GIF straight to the feed.
     let share = |tags: &[&str]| joip::service::share::ShareRequest {
+        file_path: joip::http::Field::Absent,
         share_to_community: true,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         policy_agreed: true,

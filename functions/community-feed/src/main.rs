@@ -8,7 +8,7 @@ async fn main() -> Result<(), Error> {
     let app = joip::App::from_env().await?;
     // Fail at start, not on the first paged request.
     app.config
-        .cursor_key(joip::service::community::FEED_CURSOR_PURPOSE)
+        .cursor_key(joip::service::feed::FEED_CURSOR_PURPOSE)
         .ok_or("JOIP_CURSOR_SECRET is not set")?;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {

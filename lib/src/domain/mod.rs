@@ -1,14 +1,17 @@
 //! Pure domain types: ids, media kinds, sources. No I/O.
 
+mod clock;
 mod ids;
 mod media;
 mod tags;
 
+pub use clock::Clock;
 pub use ids::{parse_positive_id, MediaId, SessionId, UserId, MAX_SAFE_ID};
 pub use media::{sniff_mime, MediaKind, MediaSource};
-pub use tags::TagSlug;
+pub use tags::{normalize_tags, TagSlug};
 
-/// Milliseconds since the Unix epoch, the one clock every record uses.
+/// Milliseconds since the Unix epoch on the system clock (use cases read [`Clock`], which tests
+/// can set).
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -35,9 +35,29 @@ impl TagSlug {
     }
 }
 
+/// Tags as a share request gives them: trimmed, lower-cased, de-duplicated in first-seen order.
+/// Anything that is not a slug stays as given (trimmed) so the "Unknown tags" answer names it.
+/// Linear: a body may hold 100,000 tags.
+pub fn normalize_tags(raw: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    raw.iter()
+        .map(|tag| tag.trim().to_lowercase())
+        .filter(|t| seen.insert(t.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_are_trimmed_lowercased_and_deduplicated() {
+        let raw: Vec<String> = [" Brunette", "brunette", "SOLO ", "Bad Tag"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(normalize_tags(&raw), ["brunette", "solo", "bad tag"]);
+    }
 
     #[test]
     fn slugs_are_lowercase_words() {

@@ -2,7 +2,7 @@
 
 use crate::error::AppError;
 use crate::http::{json, page_limit, query, serve};
-use crate::service::community::community_feed;
+use crate::service::feed::community_feed;
 use crate::App;
 use lambda_http::{Body, Request, Response};
 

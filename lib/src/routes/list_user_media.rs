@@ -28,7 +28,7 @@ async fn list(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     let after = query(req, "cursor")
         .map(|c| {
             pagination::open(secret, caller.as_str(), c)
-                .ok_or(AppError::BadRequest("Invalid cursor"))
+                .ok_or(AppError::bad_request("Invalid cursor"))
         })
         .transpose()?;
     let page = app

@@ -2,7 +2,7 @@
 
 use crate::error::AppError;
 use crate::http::{json, serve};
-use crate::service::community::{resolve_shared_media, LINK_NOT_FOUND};
+use crate::service::share::link::{resolve_shared_media, LINK_NOT_FOUND};
 use crate::App;
 use lambda_http::{Body, Request, RequestExt, Response};
 

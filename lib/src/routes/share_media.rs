@@ -2,7 +2,7 @@
 
 use crate::domain::MediaId;
 use crate::error::AppError;
-use crate::http::{json, json_body, path_id, serve};
+use crate::http::{json, json_body, path_id, serve, Field};
 use crate::service::share::{share_media, ShareRequest, Shared, INVALID_BODY, INVALID_ID};
 use crate::{auth, App};
 use lambda_http::{Body, Request, Response};
@@ -19,6 +19,9 @@ async fn share(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     let caller = auth::caller(req, app.config.local.as_ref())?;
     let id = MediaId(path_id(req, "id", INVALID_ID)?);
     let body: ShareRequest = json_body(req, INVALID_BODY)?;
+    if body.file_path != Field::Absent {
+        return Err(AppError::bad_request(INVALID_BODY)); // the by-path route's field
+    }
     let shared = share_media(app, &caller, id, &body).await?;
     tracing::info!(media_id = %id, community = shared.community.is_some(), "shared");
     Ok(json(200, &shared_json(&shared)))

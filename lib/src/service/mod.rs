@@ -1,8 +1,10 @@
-//! Use cases: what the routes and the operator CLI do, independent of HTTP.
+//! Use cases: what the routes and the operator CLI do, independent of HTTP. One room per concept.
 
-pub mod community;
+pub mod activity;
+pub mod feed;
 pub mod media;
+pub mod publish;
+pub mod rounds;
 pub mod save_session;
 pub mod sessions;
 pub mod share;
-pub mod watermark;

@@ -10,15 +10,15 @@
 //! the lease over and finishes from the same plan, skipping objects already copied. A copy that
 //! can never finish is rolled back and refunded.
 
+use crate::blob::keys::{self as object_keys, SESSION_MEDIA_PREFIX};
 use crate::blob::{BlobError, ObjectInfo};
-use crate::config::{COPY_DEADLINE_MARGIN_MS, SESSION_MEDIA_PREFIX, USER_PREFIX};
+use crate::config::COPY_DEADLINE_MARGIN_MS;
 use crate::domain::{now_millis, rfc3339_millis, SessionId, UserId};
-use crate::error::{AppError, SESSION_CREATE};
+use crate::error::AppError;
+use crate::service::activity;
 use crate::store::ids::counters;
-use crate::store::items::{
-    ActivityItem, SaveRecord, SaveState, SessionItem, SessionMedia, SessionState,
-};
-use crate::store::{keys, media_chunks, ClaimRefused, Settled, StoreError};
+use crate::store::items::{SaveRecord, SaveState, SessionItem, SessionMedia, SessionState};
+use crate::store::{keys, media_chunks, ClaimRefused, StoreError, Written};
 use crate::App;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -29,6 +29,8 @@ use tokio::time::Instant;
 
 /// The documented message of every 5xx this use case answers besides pricing.
 pub const FAILED: &str = "Failed to save session";
+/// The feature key that saving a community session is priced under.
+pub const PRICED_FEATURE: &str = "session_create";
 /// 404 message.
 pub const NOT_FOUND: &str = "Session not found or not public";
 /// 403 message.
@@ -97,7 +99,7 @@ pub async fn save_community_session(
     let (record, src, priced) = tokio::join!(
         app.store.save_record(user, source),
         app.store.session(source),
-        app.store.pricing_and_user(SESSION_CREATE, user),
+        app.store.pricing_and_user(PRICED_FEATURE, user),
     );
     if let Some(record) = record.map_err(internal)? {
         return Box::pin(settle_existing(app, record, deadline)).await;
@@ -107,15 +109,15 @@ pub async fn save_community_session(
     let src = src.map_err(internal)?;
     let (session, media) = shared_source(src.as_ref())?;
     let (pricing, profile) = priced.map_err(internal)?;
-    let pricing = pricing.ok_or(AppError::PricingMissing(SESSION_CREATE))?;
+    let pricing = pricing.ok_or(AppError::PricingMissing(PRICED_FEATURE))?;
     let (current, premium) = profile.map_or((0, false), |p| (p.credits, p.is_premium));
     if pricing.premium_only && !premium {
-        return Err(AppError::PremiumOnly(SESSION_CREATE));
+        return Err(AppError::PremiumOnly(PRICED_FEATURE));
     }
     let insufficient = |current| AppError::InsufficientCredits {
         required: pricing.credits,
         current,
-        feature: SESSION_CREATE,
+        feature: PRICED_FEATURE,
     };
     if current < pricing.credits {
         return Err(insufficient(current));
@@ -131,15 +133,14 @@ pub async fn save_community_session(
     let chunks =
         media_chunks(&keys::session(id), &plan).ok_or(AppError::Unprocessable(TOO_LARGE))?;
 
-    let now = now_millis();
-    let activity = ActivityItem {
-        pk: keys::user(user),
-        sk: keys::activity(now, &uuid::Uuid::new_v4().simple().to_string()),
-        action: "community_session_saved".into(),
-        feature: SESSION_CREATE.into(),
-        details: json!({ "sourceSessionId": source, "sessionId": id, "credits": pricing.credits }),
-        at: rfc3339_millis(now),
-    };
+    let now = app.clock.now_millis();
+    let activity = activity::entry(
+        user,
+        now,
+        "community_session_saved",
+        PRICED_FEATURE,
+        json!({ "sourceSessionId": source, "sessionId": id, "credits": pricing.credits }),
+    );
     let lease = Lease::new();
     let lease_until = now + app.config.save_lease_ms as i64;
     let record = SaveRecord {
@@ -239,7 +240,7 @@ pub async fn save_community_session(
             // Only the error body needs the balance; the decision was the transaction's.
             let (_, profile) = app
                 .store
-                .pricing_and_user(SESSION_CREATE, user)
+                .pricing_and_user(PRICED_FEATURE, user)
                 .await
                 .map_err(internal)?;
             Err(insufficient(profile.map_or(0, |p| p.credits)))
@@ -288,7 +289,7 @@ fn media_plan(
             (Some(b), Some(k)) if b == general && k.starts_with(SESSION_MEDIA_PREFIX) => {
                 Ok(SessionMedia {
                     bucket: Some(app.config.user_media_bucket.clone()),
-                    key: Some(destination(user, session, m.order, k)),
+                    key: Some(object_keys::saved_session_media(user, session, m.order, k)),
                     url: None,
                     copied_from: Some(k.clone()),
                     ..m.clone()
@@ -328,7 +329,7 @@ async fn settle_existing(
                 "deadline reached while the save is still copying (it continues elsewhere)",
             ));
         }
-        let now = now_millis();
+        let now = app.clock.now_millis();
         if record.lease_until_ms > now {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(400));
@@ -374,16 +375,6 @@ async fn plan_of(app: &App, record: &SaveRecord) -> Result<Vec<SessionMedia>, Ap
         .map_err(internal)?
         .map(|(_, media)| media)
         .ok_or_else(|| AppError::internal(FAILED, "the session of a copying save is missing"))
-}
-
-/// Where the copy of the media at `order` goes.
-fn destination(user: &UserId, session: SessionId, order: u32, src_key: &str) -> String {
-    let name = src_key.rsplit('/').next().unwrap_or("media");
-    format!("{}{order:04}-{name}", copy_prefix(user, session))
-}
-
-fn copy_prefix(user: &UserId, session: SessionId) -> String {
-    format!("{USER_PREFIX}/{user}/manual-sessions/{session}/")
 }
 
 /// A copier's hold on a save: a random token, written as `leaseOwner`.
@@ -439,8 +430,8 @@ async fn copy_and_complete(
         ));
     }
     match app.store.complete_save(record, &lease.owner).await {
-        Ok(Settled::Done) => Ok(Copied::Complete),
-        Ok(Settled::Lost) => Ok(Copied::LeaseLost),
+        Ok(Written::Done) => Ok(Copied::Complete),
+        Ok(Written::Stale) => Ok(Copied::LeaseLost),
         Err(e) => {
             release(app, record, lease).await;
             Err(internal(e))
@@ -480,7 +471,7 @@ async fn copy_objects(
     };
     // On resume, what a previous copier already put in place (one listing, not a HEAD each).
     let existing: HashMap<String, ObjectInfo> = if resume {
-        let prefix = copy_prefix(&record.user_id, record.session_id);
+        let prefix = object_keys::saved_session_prefix(&record.user_id, record.session_id);
         match app.blob.list(target, &prefix).await {
             Ok(found) => found,
             Err(e) => {
@@ -532,7 +523,7 @@ async fn copy_objects(
         let every = Duration::from_millis((app.config.save_lease_ms / 3).max(1));
         loop {
             tokio::time::sleep(every).await;
-            let until = now_millis() + app.config.save_lease_ms as i64;
+            let until = app.clock.now_millis() + app.config.save_lease_ms as i64;
             match app.store.renew_lease(record, &lease.owner, until).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -565,7 +556,7 @@ async fn roll_back(
     why: impl std::fmt::Display,
 ) -> Result<Copied, AppError> {
     tracing::warn!(session_id = %record.session_id, %why, "rolling back a save that cannot complete");
-    let prefix = copy_prefix(&record.user_id, record.session_id);
+    let prefix = object_keys::saved_session_prefix(&record.user_id, record.session_id);
     app.blob
         .delete_prefix(&app.config.user_media_bucket, &prefix)
         .await
@@ -582,7 +573,7 @@ async fn roll_back(
         .await
         .map_err(internal)?
     {
-        Settled::Done => {
+        Written::Done => {
             if let Err(e) = app
                 .store
                 .delete_media_plan(record.session_id, plan_chunks)
@@ -595,7 +586,7 @@ async fn roll_back(
                 format!("save rolled back and refunded: {why}"),
             ))
         }
-        Settled::Lost => Ok(Copied::LeaseLost),
+        Written::Stale => Ok(Copied::LeaseLost),
     }
 }
 
@@ -624,14 +615,17 @@ const REAP_BATCH: usize = 100;
 /// if it can never finish or has kept failing for longer than the give-up time.
 pub async fn reap(app: &App, deadline: Deadline) -> Result<Reaped, StoreError> {
     let mut reaped = Reaped::default();
-    let stale = app.store.stale_saves(now_millis(), REAP_BATCH).await?;
+    let stale = app
+        .store
+        .stale_saves(app.clock.now_millis(), REAP_BATCH)
+        .await?;
     for record in stale {
         if deadline.passed() || !deadline.may_start_copy() {
             reaped.left += 1;
             continue;
         }
         let lease = Lease::new();
-        let now = now_millis();
+        let now = app.clock.now_millis();
         let Some(mine) = app
             .store
             .take_over_save(

@@ -99,7 +99,7 @@ pub async fn create_session(app: &App, new: NewSession) -> Result<SessionId, Cre
                     .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
                     .take(40)
                     .collect();
-                let key = format!("sessions/{id}/{order:04}-{stem}.{ext}");
+                let key = crate::blob::keys::session_media(id, order, &stem, ext);
                 let bucket = app.config.general_bucket.clone();
                 let size = bytes.len() as u64;
                 app.blob.put(&bucket, &key, bytes, mime).await?;

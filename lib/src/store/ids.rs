@@ -15,7 +15,7 @@ pub mod counters {
     /// Sessions.
     pub const SESSION: &str = "session";
     /// Community media records.
-    pub const COMMUNITY: &str = "community";
+    pub const COMMUNITY_MEDIA: &str = "community";
 }
 
 /// Hands out ids from reserved ranges; one per process, shared by its requests.
@@ -60,7 +60,7 @@ impl IdAllocator {
                 .and_then(|a| a.get("value"))
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| StoreError::corrupt("reserve ids", "counter value missing"))?;
+                .ok_or_else(|| StoreError::unexpected("reserve ids", "counter value missing"))?;
             *range = (high - self.block + 1, high);
         }
         let id = range.0;

@@ -41,11 +41,11 @@ pub fn session(id: SessionId) -> String {
 }
 /// Sort key of the session item itself.
 pub const SESSION: &str = "SESSION";
-/// Sort prefix of session media chunks.
-pub const SESSION_MEDIA_PREFIX: &str = "MEDIA#";
+/// Sort-key prefix of session media chunks (in the session's partition).
+pub const SESSION_MEDIA_SORT_PREFIX: &str = "MEDIA#";
 /// Sort key of a session's media chunk number `chunk`.
 pub fn session_media(chunk: u32) -> String {
-    format!("{SESSION_MEDIA_PREFIX}{chunk:04}")
+    format!("{SESSION_MEDIA_SORT_PREFIX}{chunk:04}")
 }
 
 /// `MEDIA#{id}`: a user media record.
@@ -86,9 +86,10 @@ pub const COUNTER: &str = "COUNTER";
 pub fn community(id: u64) -> String {
     format!("COMMUNITY#{id}")
 }
-/// Sort key of a community media record, and of a media item's community marker (in the media's
-/// partition).
-pub const COMMUNITY: &str = "COMMUNITY";
+/// Sort key of a community media record (in its `COMMUNITY#{id}` partition).
+pub const COMMUNITY_RECORD: &str = "COMMUNITY";
+/// Sort key of a media item's community marker (in the media's partition): the one copy's id.
+pub const COMMUNITY_MARKER: &str = "COMMUNITY";
 /// Sort key of a community record's tag assignment (`TAG#{slug}`, as canonical tags).
 pub fn community_tag(slug: &str) -> String {
     tag(slug)

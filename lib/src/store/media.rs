@@ -1,8 +1,10 @@
-//! User media records: create, read, list by owner (GSI1, newest first).
+//! User media records: create (once per path), read (with the community marker), delete, list by
+//! owner (GSI1, newest first).
 
-use super::items::MediaItem;
-use super::{from_item, keys, retry_conflicts, s, to_item, Item, Store, StoreError};
+use super::items::{CommunityMarker, MediaItem, MediaPathItem};
+use super::{from_item, key, keys, retry_conflicts, s, Item, Store, StoreError, Written};
 use crate::domain::{MediaId, UserId};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 /// One page of an owner's media and where the next page starts (GSI1 sort key of the last item).
 #[derive(Debug)]
@@ -14,22 +16,6 @@ pub struct MediaPage {
 }
 
 impl Store {
-    /// Records a new media item; fails if the id exists.
-    pub async fn create_media(&self, item: &MediaItem) -> Result<(), StoreError> {
-        let item = to_item("create media", item)?;
-        retry_conflicts(|| {
-            self.db
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-        })
-        .await
-        .map_err(|e| StoreError::new("create media", e))?;
-        Ok(())
-    }
-
     /// A media record by id, whoever owns it (callers check ownership).
     pub async fn media(&self, id: MediaId) -> Result<Option<MediaItem>, StoreError> {
         self.get("get media", keys::media(id), keys::MEDIA).await
@@ -72,5 +58,98 @@ impl Store {
             None
         };
         Ok(MediaPage { items, next })
+    }
+
+    /// A media record by id together with its community marker, in one round trip.
+    pub async fn media_and_marker(
+        &self,
+        id: MediaId,
+    ) -> Result<(Option<MediaItem>, Option<CommunityMarker>), StoreError> {
+        const OP: &str = "get media and marker";
+        let out = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::media(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::new(OP, e))?;
+        let (mut media, mut marker) = (None, None);
+        for item in out.items.unwrap_or_default() {
+            match item
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
+                Some(keys::MEDIA) => media = Some(from_item(OP, item)?),
+                Some(keys::COMMUNITY_MARKER) => marker = Some(from_item(OP, item)?),
+                _ => {}
+            }
+        }
+        Ok((media, marker))
+    }
+
+    /// The media record id of an object path, if one was recorded.
+    pub async fn media_id_by_path(&self, file_path: &str) -> Result<Option<MediaId>, StoreError> {
+        let found: Option<MediaPathItem> = self
+            .get("get media path", keys::media_path(file_path), keys::PATH)
+            .await?;
+        Ok(found.map(|p| p.media_id))
+    }
+
+    /// Sets `shareToCommunity` false on a media record that has no community copy.
+    pub async fn mark_not_in_community(&self, media: &MediaItem) -> Result<(), StoreError> {
+        retry_conflicts(|| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(media.pk.clone(), media.sk.clone())))
+                .update_expression("SET shareToCommunity = :no REMOVE communityMediaId")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":no", AttributeValue::Bool(false))
+                .send()
+        })
+        .await
+        .map(drop)
+        .map_err(|e| StoreError::new("mark media not in community", e))
+    }
+
+    /// Creates a media record with its path item, exactly once per path: `Stale` if the path
+    /// already has a record (concurrent creators: one record, one id).
+    pub async fn create_media_at_path(&self, item: &MediaItem) -> Result<Written, StoreError> {
+        const OP: &str = "create media at path";
+        let path = MediaPathItem {
+            pk: keys::media_path(&item.file_path),
+            sk: keys::PATH.into(),
+            media_id: item.media_id,
+        };
+        let items = vec![
+            self.put_if(OP, &path, "attribute_not_exists(pk)")?,
+            self.put_if(OP, item, "attribute_not_exists(pk)")?,
+        ];
+        self.write(OP, items).await
+    }
+
+    /// Deletes a media record, its path item, share code and marker; its community copy stays
+    /// (copies are independent of the original).
+    pub async fn delete_media(&self, media: &MediaItem) -> Result<(), StoreError> {
+        const OP: &str = "delete media";
+        let mut items = vec![
+            self.delete_op(media.pk.clone(), &media.sk),
+            self.delete_op(keys::media_path(&media.file_path), keys::PATH),
+            self.delete_op(media.pk.clone(), keys::COMMUNITY_MARKER),
+        ];
+        if let Some(code) = &media.share_code {
+            items.push(self.delete_op(keys::share(code), keys::SHARE));
+        }
+        match self.write(OP, items).await? {
+            Written::Done => Ok(()),
+            Written::Stale => Err(StoreError::unexpected(
+                OP,
+                "a delete without conditions failed one",
+            )),
+        }
     }
 }

@@ -5,47 +5,81 @@ pub mod items;
 pub mod keys;
 pub mod schema;
 
+mod community;
+mod feed;
 mod media;
 mod records;
 mod saves;
-mod shares;
+mod share_codes;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::AttributeValue;
+use crate::error::BoxError;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 
 pub use ids::IdAllocator;
 pub use media::MediaPage;
 pub use records::media_chunks;
-pub use saves::{ClaimRefused, Settled};
-pub use shares::Written;
+pub use saves::ClaimRefused;
+
+/// Whether a conditional write committed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    /// It committed.
+    Done,
+    /// A condition failed: what the caller read changed meanwhile (another request got there
+    /// first, or a lease was taken over). Read again and decide again, or give way.
+    Stale,
+}
 
 /// A DynamoDB item.
 pub type Item = HashMap<String, AttributeValue>;
 
-/// A store operation failed for a reason the caller cannot fix (logged, answered with a 500).
+/// A store operation failed for a reason the caller cannot fix (logged whole, with its source
+/// chain; answered with a 500).
 #[derive(Debug, thiserror::Error)]
-#[error("{op}: {cause}")]
-pub struct StoreError {
-    op: &'static str,
-    cause: String,
+pub enum StoreError {
+    /// DynamoDB, the network or the item codec failed; the source says how.
+    #[error("{op}")]
+    Failed {
+        /// The operation it interrupted.
+        op: &'static str,
+        /// What failed.
+        #[source]
+        source: BoxError,
+    },
+    /// DynamoDB returned something this code never writes.
+    #[error("{op}: unexpected data: {what}")]
+    Unexpected {
+        /// The operation that read it.
+        op: &'static str,
+        /// What was wrong with it.
+        what: String,
+    },
+    /// A read-decide-write loop lost every round to concurrent changes of the same items.
+    #[error("{op}: kept losing to concurrent changes")]
+    Contended {
+        /// The operation that gave up.
+        op: &'static str,
+    },
 }
 
 impl StoreError {
     /// Wraps an SDK or codec failure with the operation it interrupted.
-    pub fn new(op: &'static str, err: impl std::error::Error) -> Self {
-        Self {
+    pub fn new(op: &'static str, err: impl Into<BoxError>) -> Self {
+        Self::Failed {
             op,
-            cause: DisplayErrorContext(&err).to_string(),
+            source: err.into(),
         }
     }
 
-    /// A record that exists but cannot be read as its type.
-    pub fn corrupt(op: &'static str, what: impl std::fmt::Display) -> Self {
-        Self {
+    /// Data that exists but is not what this code writes.
+    pub fn unexpected(op: &'static str, what: impl std::fmt::Display) -> Self {
+        Self::Unexpected {
             op,
-            cause: what.to_string(),
+            what: what.to_string(),
         }
     }
 }
@@ -188,4 +222,93 @@ where
 /// colliding again in lockstep).
 fn jitter(ceiling_ms: u64) -> u64 {
     (uuid::Uuid::new_v4().as_u128() as u64) % (ceiling_ms + 1)
+}
+
+/// The DynamoDB value of a serde-named enum (a status or state): the names come from serde,
+/// never re-spelled beside it.
+pub(crate) fn attr<T: serde::Serialize>(value: T) -> AttributeValue {
+    serde_dynamo::to_attribute_value(value).expect("unit enums serialize")
+}
+
+/// For a cancelled transaction, which items failed their condition (in request order).
+pub(crate) fn failed_conditions<R>(err: &SdkError<TransactWriteItemsError, R>) -> Vec<bool> {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// True when a single-item update failed only because its condition did not hold.
+pub(crate) fn is_condition_failure<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+) -> bool {
+    err.as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
+}
+
+/// Transaction items: the building blocks every conditional write of the store is made of.
+impl Store {
+    /// A put of `item` in a transaction.
+    pub(crate) fn put_op(&self, item: Item) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .expect("table and item set"),
+            )
+            .build()
+    }
+
+    /// A put of `item` in a transaction that holds only if `condition` does.
+    pub(crate) fn put_if<T: serde::Serialize>(
+        &self,
+        op: &'static str,
+        item: &T,
+        condition: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut put = self.put_op(to_item(op, item)?);
+        if let Some(p) = put.put.as_mut() {
+            p.condition_expression = Some(condition.to_string());
+        }
+        Ok(put)
+    }
+
+    /// A delete of `pk`/`sk` in a transaction.
+    pub(crate) fn delete_op(&self, pk: String, sk: &str) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .delete(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(pk, sk)))
+                    .build()
+                    .expect("table and key set"),
+            )
+            .build()
+    }
+
+    /// Sends a transaction (retrying conflicts); a failed condition is `Stale`.
+    pub(crate) async fn write(
+        &self,
+        op: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Written, StoreError> {
+        let sent = retry_conflicts(|| {
+            self.db
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+        })
+        .await;
+        match sent {
+            Ok(_) => Ok(Written::Done),
+            Err(e) if failed_conditions(&e).into_iter().any(|f| f) => Ok(Written::Stale),
+            Err(e) => Err(StoreError::new(op, e)),
+        }
+    }
 }

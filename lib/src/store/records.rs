@@ -5,10 +5,11 @@ use super::items::{
     ActivityItem, PricingItem, SessionItem, SessionMedia, SessionMediaChunk, TagItem, UserItem,
     CHUNK_BYTES,
 };
-use super::{from_item, key, keys, n, retry_conflicts, s, to_item, Store, StoreError};
+use super::{
+    from_item, is_condition_failure, key, keys, n, retry_conflicts, s, to_item, Store, StoreError,
+};
 use crate::domain::{now_millis, rfc3339_millis, SessionId, UserId};
-use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
-use serde_json::Value;
+use aws_sdk_dynamodb::types::ReturnValue;
 
 impl Store {
     /// Creates a user; fails if the id exists.
@@ -156,7 +157,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         const OP: &str = "put session";
         let chunks = media_chunks(&session.pk, media)
-            .ok_or_else(|| StoreError::corrupt(OP, "a media entry is larger than a chunk"))?;
+            .ok_or_else(|| StoreError::unexpected(OP, "a media entry is larger than a chunk"))?;
         self.put_chunks(&chunks).await?;
         self.put(OP, session).await
     }
@@ -189,18 +190,6 @@ impl Store {
             .map(drop)
     }
 
-    pub(crate) fn put_op(&self, item: super::Item) -> TransactWriteItem {
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .expect("table and item set"),
-            )
-            .build()
-    }
-
     /// A session and its media in order, if it exists (one query: the session and its chunks
     /// share a partition).
     pub async fn session(
@@ -227,7 +216,7 @@ impl Store {
                 let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
                 match sk.as_deref() {
                     Some(keys::SESSION) => session = Some(from_item(OP, item)?),
-                    Some(sk) if sk.starts_with(keys::SESSION_MEDIA_PREFIX) => {
+                    Some(sk) if sk.starts_with(keys::SESSION_MEDIA_SORT_PREFIX) => {
                         let chunk: SessionMediaChunk = from_item(OP, item)?;
                         media.extend(chunk.media);
                     }
@@ -242,36 +231,7 @@ impl Store {
         Ok(session.map(|s| (s, media)))
     }
 
-    /// A community media record, if it exists.
-    pub async fn community_media(
-        &self,
-        id: u64,
-    ) -> Result<Option<super::items::CommunityMediaItem>, StoreError> {
-        self.get("get community media", keys::community(id), keys::COMMUNITY)
-            .await
-    }
-
-    /// Appends an entry to a user's activity log.
-    pub async fn log_activity(
-        &self,
-        user: &UserId,
-        action: &str,
-        feature: &str,
-        details: Value,
-    ) -> Result<(), StoreError> {
-        let at = now_millis();
-        let item = ActivityItem {
-            pk: keys::user(user),
-            sk: keys::activity(at, &uuid::Uuid::new_v4().simple().to_string()),
-            action: action.into(),
-            feature: feature.into(),
-            details,
-            at: rfc3339_millis(at),
-        };
-        self.put("log activity", &item).await
-    }
-
-    /// Writes an activity entry built by a use case.
+    /// Writes an activity entry (built by `service::activity`).
     pub async fn put_activity(&self, entry: &ActivityItem) -> Result<(), StoreError> {
         self.put("log activity", entry).await
     }
@@ -400,15 +360,4 @@ pub fn media_chunks(pk: &str, media: &[SessionMedia]) -> Option<Vec<SessionMedia
 
 fn read_credits(attrs: Option<&super::Item>) -> Option<i64> {
     attrs?.get("credits")?.as_n().ok()?.parse().ok()
-}
-
-/// True when a write failed only because its condition did not hold.
-pub(crate) fn is_condition_failure<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
-        R,
-    >,
-) -> bool {
-    err.as_service_error()
-        .is_some_and(|e| e.is_conditional_check_failed_exception())
 }

@@ -8,9 +8,11 @@ use super::items::{
     ActivityItem, PricingItem, SaveRecord, SaveState, SessionItem, SessionMediaChunk, SessionState,
     UserItem,
 };
-use super::{from_item, key, keys, n, retry_conflicts, s, to_item, Item, Store, StoreError};
+use super::{
+    attr, failed_conditions, from_item, key, keys, n, retry_conflicts, s, to_item, Item, Store,
+    StoreError, Written,
+};
 use crate::domain::{SessionId, UserId};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem,
     Update,
@@ -25,16 +27,6 @@ pub enum ClaimRefused {
     InsufficientCredits,
     /// The source session stopped being public, shared and ready after it was read.
     SourceChanged,
-}
-
-/// The outcome of a completing or rolling-back transaction whose condition may fail.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Settled {
-    /// The transaction committed.
-    Done,
-    /// Its condition failed: this copier no longer holds the lease (another took it over, or the
-    /// save was settled meanwhile).
-    Lost,
 }
 
 impl Store {
@@ -122,10 +114,7 @@ impl Store {
         activity: &ActivityItem,
     ) -> Result<Result<(), ClaimRefused>, StoreError> {
         const OP: &str = "claim save";
-        let save_put = conditional_put(
-            self.put_op(to_item(OP, record)?),
-            "attribute_not_exists(pk)",
-        );
+        let save_put = self.put_if(OP, record, "attribute_not_exists(pk)")?;
         // A free save charges nothing, so it needs no balance (nor even a profile).
         let charge = (record.charged > 0).then(|| {
             TransactWriteItem::builder()
@@ -159,10 +148,7 @@ impl Store {
                     .expect("table, key and condition set"),
             )
             .build();
-        let session_put = conditional_put(
-            self.put_op(to_item(OP, session)?),
-            "attribute_not_exists(pk)",
-        );
+        let session_put = self.put_if(OP, session, "attribute_not_exists(pk)")?;
         let activity_put = self.put_op(to_item(OP, activity)?);
         let charge_at = charge.is_some().then_some(1);
         let source_at = 1 + usize::from(charge.is_some());
@@ -228,7 +214,7 @@ impl Store {
         .await;
         match out {
             Ok(out) => out.attributes.map(|a| from_item(OP, a)).transpose(),
-            Err(e) if super::records::is_condition_failure(&e) => Ok(None),
+            Err(e) if super::is_condition_failure(&e) => Ok(None),
             Err(e) => Err(StoreError::new(OP, e)),
         }
     }
@@ -276,7 +262,7 @@ impl Store {
         .await;
         match out {
             Ok(_) => Ok(true),
-            Err(e) if super::records::is_condition_failure(&e) => Ok(false),
+            Err(e) if super::is_condition_failure(&e) => Ok(false),
             Err(e) => Err(StoreError::new(op, e)),
         }
     }
@@ -288,7 +274,7 @@ impl Store {
         &self,
         record: &SaveRecord,
         owner: &str,
-    ) -> Result<Settled, StoreError> {
+    ) -> Result<Written, StoreError> {
         const OP: &str = "complete save";
         let save = Update::builder()
             .table_name(&self.table)
@@ -329,7 +315,7 @@ impl Store {
         &self,
         record: &SaveRecord,
         owner: &str,
-    ) -> Result<Settled, StoreError> {
+    ) -> Result<Written, StoreError> {
         const OP: &str = "roll back save";
         let delete = |pk: String, sk: &str| {
             Delete::builder()
@@ -426,7 +412,7 @@ impl Store {
         &self,
         op: &'static str,
         items: Vec<TransactWriteItem>,
-    ) -> Result<Settled, StoreError> {
+    ) -> Result<Written, StoreError> {
         let sent = retry_conflicts(|| {
             self.db
                 .transact_write_items()
@@ -435,8 +421,8 @@ impl Store {
         })
         .await;
         match sent {
-            Ok(_) => Ok(Settled::Done),
-            Err(err) if failed_conditions(&err).iter().any(|f| *f) => Ok(Settled::Lost),
+            Ok(_) => Ok(Written::Done),
+            Err(err) if failed_conditions(&err).iter().any(|f| *f) => Ok(Written::Stale),
             Err(err) => Err(StoreError::new(op, err)),
         }
     }
@@ -444,30 +430,4 @@ impl Store {
 
 fn save_key(record: &SaveRecord) -> Item {
     key(record.pk.clone(), record.sk.clone())
-}
-
-/// A state enum as stored (its serde name), so expressions and items never disagree.
-fn attr<T: serde::Serialize>(state: T) -> AttributeValue {
-    serde_dynamo::to_attribute_value(state).expect("unit enums serialize")
-}
-
-fn conditional_put(mut op: TransactWriteItem, condition: &str) -> TransactWriteItem {
-    if let Some(put) = op.put.as_mut() {
-        put.condition_expression = Some(condition.to_string());
-    }
-    op
-}
-
-/// For a cancelled transaction, which items failed their condition (in request order).
-pub(super) fn failed_conditions<R>(
-    err: &aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>,
-) -> Vec<bool> {
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(e)) => e
-            .cancellation_reasons()
-            .iter()
-            .map(|r| r.code() == Some("ConditionalCheckFailed"))
-            .collect(),
-        _ => Vec::new(),
-    }
 }

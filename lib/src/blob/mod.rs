@@ -1,7 +1,10 @@
-//! S3 adapter: put, get, copy (multipart past 5 GB), delete, public URLs.
+//! S3 adapter: put, get, copy (multipart past 5 GB), delete; every object key in [`keys`].
 
+pub mod keys;
+
+use crate::error::BoxError;
 use crate::presign::Presigner;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -18,30 +21,31 @@ const DELETE_CONCURRENCY: usize = 16;
 
 /// An S3 operation failed.
 #[derive(Debug, thiserror::Error)]
-#[error("{op} s3://{bucket}/{key}: {cause}")]
+#[error("{op} s3://{bucket}/{key}")]
 pub struct BlobError {
     op: &'static str,
     bucket: String,
     key: String,
-    cause: String,
+    #[source]
+    source: BoxError,
     /// No retry can fix it: the source object is missing or refused to us, or S3 rejects the
     /// request itself. A copy that fails so must be rolled back, never retried forever.
     pub permanent: bool,
 }
 
 impl BlobError {
-    fn new<E: std::error::Error>(
+    fn new(
         op: &'static str,
         bucket: &str,
         key: &str,
-        err: E,
+        err: impl Into<BoxError>,
         permanent: bool,
     ) -> Self {
         Self {
             op,
             bucket: bucket.into(),
             key: key.into(),
-            cause: DisplayErrorContext(&err).to_string(),
+            source: err.into(),
             permanent,
         }
     }
@@ -88,19 +92,17 @@ impl ObjectInfo {
 pub struct Blob {
     s3: Client,
     presigner: Presigner,
-    endpoint_url: Option<String>,
     single_copy_limit: u64,
     part_size: u64,
 }
 
 impl Blob {
-    /// Wraps a client built from `sdk`; `endpoint_url` is the emulator's, if any (for object
+    /// Wraps a client built from `sdk`; `endpoint_url` is the emulator's, if any (for presigned
     /// URLs).
     pub fn new(s3: Client, sdk: &aws_config::SdkConfig, endpoint_url: Option<String>) -> Self {
         Self {
-            presigner: Presigner::new(sdk, endpoint_url.clone()),
+            presigner: Presigner::new(sdk, endpoint_url),
             s3,
-            endpoint_url,
             single_copy_limit: SINGLE_COPY_LIMIT,
             part_size: COPY_PART_SIZE,
         }
@@ -389,7 +391,7 @@ impl Blob {
                 "Effect": "Allow",
                 "Principal": "*",
                 "Action": "s3:GetObject",
-                "Resource": format!("arn:aws:s3:::{bucket}/{}*", crate::service::share::COMMUNITY_PREFIX),
+                "Resource": format!("arn:aws:s3:::{bucket}/{}*", keys::COMMUNITY_PREFIX),
             }]
         });
         self.s3
@@ -480,15 +482,6 @@ impl Blob {
             .await
             .map_err(|e| BlobError::new("delete", bucket, key, e, false))?;
         Ok(())
-    }
-
-    /// The URL an object is reachable at: path-style on the emulator, virtual-hosted on AWS
-    /// (private objects still need a presigned request).
-    pub fn object_url(&self, bucket: &str, key: &str) -> String {
-        match &self.endpoint_url {
-            Some(endpoint) => format!("{}/{bucket}/{key}", endpoint.trim_end_matches('/')),
-            None => format!("https://{bucket}.s3.amazonaws.com/{key}"),
-        }
     }
 }
 

@@ -1,14 +1,17 @@
-//! The watermark function's use case (DESIGN invariant 4): a staged upload becomes the public,
-//! watermarked community copy, or its record becomes `failed`. Idempotent and order-proof: a
+//! The publisher's use case (the watermark function; DESIGN invariant 4): a staged upload
+//! becomes the public, watermarked community copy, or its record becomes `failed`. Idempotent and order-proof: a
 //! duplicate or late event, an event for an object already processed, two deliveries racing, or a
 //! crash between publishing and marking all end in one public object for one `ready` record, or
 //! in none.
 
-use crate::service::share::{COMMUNITY_PREFIX, STAGING_PREFIX};
+use crate::blob::keys::{staging_record_id, COMMUNITY_PREFIX};
+use crate::error::{BoxError, Report};
 use crate::store::items::{CommunityMediaItem, CommunityStatus};
 use crate::store::Written;
 use crate::watermark::{stamp, Limits, WatermarkError};
 use crate::App;
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 /// `Cache-Control` of published community objects: a key is never reused, so they never change.
 pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -28,26 +31,17 @@ pub enum Processed {
 
 /// A failure a redelivery may fix (the message is reported as a batch item failure).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Transient(String);
+#[error("publishing failed; a redelivery will retry")]
+pub struct Transient(#[source] BoxError);
 
-fn transient(e: impl std::fmt::Display) -> Transient {
-    Transient(e.to_string())
-}
-
-/// The community record a staging key belongs to: `staging/aa/bb/{id}-{unique}.{ext}`.
-pub fn record_id(staging_key: &str) -> Option<u64> {
-    let name = staging_key
-        .strip_prefix(STAGING_PREFIX)?
-        .rsplit('/')
-        .next()?;
-    crate::domain::parse_positive_id(name.split('-').next()?)
+fn transient(e: impl Into<BoxError>) -> Transient {
+    Transient(e.into())
 }
 
 /// Processes the object S3 reported at `key` in the general bucket.
 pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient> {
     let general = &app.config.general_bucket;
-    let Some(id) = record_id(key) else {
+    let Some(id) = staging_record_id(key) else {
         // Never written by a share: nothing to publish, and never ours to delete.
         tracing::warn!(%key, "ignoring an object outside the staging naming scheme");
         return Ok(Processed::Skipped);
@@ -87,7 +81,7 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         Err(e) => return fail(app, &record, key, &e).await,
     };
     if !record.key.starts_with(COMMUNITY_PREFIX) {
-        return Err(Transient(format!("record {id} expects a non-public key")));
+        return Err(transient(format!("record {id} expects a non-public key")));
     }
     app.blob
         .put_public(
@@ -133,13 +127,19 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
             },
         }
     }
-    Err(Transient(format!("record {id} kept changing")))
+    Err(transient(format!("record {id} kept changing")))
 }
 
 /// How long a staged object may wait for its record: a share copies the object before it writes
 /// the record, and S3 can notify in between. Past this, a staged object without a record is an
 /// orphan (its share was undone or died) and is removed.
 pub const STAGING_GRACE_S: i64 = 15 * 60;
+
+/// Whether a staged object written at `written_s` (if S3 said) with no record is an orphan at
+/// `now_s`, rather than the source of a share still writing its record.
+pub fn is_orphan(now_s: i64, written_s: Option<i64>) -> bool {
+    written_s.is_none_or(|written| now_s - written >= STAGING_GRACE_S)
+}
 
 /// No record (yet) for a staged object: retried while the share that staged it may still be
 /// writing it, removed as an orphan after [`STAGING_GRACE_S`].
@@ -148,16 +148,13 @@ async fn missing_record(app: &App, key: &str) -> Result<Processed, Transient> {
     let Some(object) = app.blob.head(general, key).await.map_err(transient)? else {
         return Ok(Processed::Skipped); // unshared: the unshare removed it already
     };
-    let now_s = crate::domain::now_millis() / 1000;
-    match object.modified_s {
-        Some(written) if now_s - written < STAGING_GRACE_S => Err(Transient(format!(
+    if !is_orphan(app.clock.now_millis() / 1000, object.modified_s) {
+        return Err(transient(format!(
             "{key} has no record yet (its share may still be writing it): retry"
-        ))),
-        _ => {
-            app.blob.delete(general, key).await.map_err(transient)?;
-            Ok(Processed::Skipped)
-        }
+        )));
     }
+    app.blob.delete(general, key).await.map_err(transient)?;
+    Ok(Processed::Skipped)
 }
 
 async fn fail(
@@ -175,48 +172,52 @@ async fn fail(
     Ok(Processed::Failed)
 }
 
-/// Handles one SQS batch of S3 notifications: the message ids to redeliver (batch item failures).
-pub async fn handle_batch(app: &App, event: &serde_json::Value) -> Vec<String> {
-    let mut failures = Vec::new();
-    let records = event["Records"].as_array().cloned().unwrap_or_default();
-    for message in records {
-        let id = message["messageId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let body: Option<serde_json::Value> = message["body"]
-            .as_str()
-            .and_then(|b| serde_json::from_str(b).ok());
+/// Handles one SQS batch of S3 notifications: the messages to redeliver are its batch item
+/// failures.
+pub async fn handle_batch(app: &App, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.unwrap_or_default();
         // An s3:TestEvent (sent when the notification is configured) has no Records and is
         // done with. Anything else that is not an S3 event, or names a key that does not
         // decode, can never succeed: it is reported failed so that, after the queue's
         // maxReceiveCount, it lands in the DLQ for an operator instead of vanishing.
-        let keys: Option<Vec<String>> = match &body {
-            Some(b) if b["Event"] == "s3:TestEvent" => Some(Vec::new()),
-            Some(b) => b["Records"].as_array().and_then(|rs| {
-                rs.iter()
-                    .map(|r| r["s3"]["object"]["key"].as_str().and_then(decode_key))
-                    .collect()
-            }),
-            None => None,
-        };
-        let Some(keys) = keys else {
+        let Some(keys) = message.body.as_deref().and_then(staged_keys) else {
             tracing::error!(message_id = %id, "not an S3 event: left for the dead-letter queue");
-            failures.push(id);
+            response.add_failure(id);
             continue;
         };
         for key in keys {
             match process_staged(app, &key).await {
                 Ok(outcome) => tracing::info!(?outcome, "staged object processed"),
                 Err(e) => {
-                    tracing::error!(error = %e, message_id = %id, "staged object will be retried");
-                    failures.push(id.clone());
+                    tracing::error!(error = %Report(&e), message_id = %id, "staged object will be retried");
+                    response.add_failure(id.clone());
                     break;
                 }
             }
         }
     }
-    failures
+    response
+}
+
+/// The object keys an SQS message body names: none for S3's test event, `None` for a body that
+/// is no S3 notification or names a key that does not decode.
+fn staged_keys(body: &str) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct TestEvent {
+        #[serde(rename = "Event")]
+        event: String,
+    }
+    if serde_json::from_str::<TestEvent>(body).is_ok_and(|t| t.event == "s3:TestEvent") {
+        return Some(Vec::new());
+    }
+    let event: S3Event = serde_json::from_str(body).ok()?;
+    event
+        .records
+        .iter()
+        .map(|r| r.s3.object.key.as_deref().and_then(decode_key))
+        .collect()
 }
 
 /// S3 event keys are URL-encoded (spaces as `+`).
@@ -241,11 +242,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn staging_keys_name_their_record() {
-        assert_eq!(record_id("staging/9a/e1/17-ee8b2b3b918d.png"), Some(17));
-        assert_eq!(record_id("community/9a/e1/17-ee8b2b3b918d.png"), None);
-        assert_eq!(record_id("staging/x/y/abc-1.png"), None);
-        assert_eq!(record_id("staging/x/y/0-1.png"), None);
+    fn a_staged_object_without_a_record_is_an_orphan_only_after_the_grace_period() {
+        assert!(!is_orphan(1_000, Some(1_000)));
+        assert!(!is_orphan(1_000 + STAGING_GRACE_S - 1, Some(1_000)));
+        assert!(is_orphan(1_000 + STAGING_GRACE_S, Some(1_000)));
+        assert!(is_orphan(1_000, None));
+    }
+
+    #[test]
+    fn message_bodies_name_their_keys_or_are_refused() {
+        let event = include_str!("../../../events/watermark/sqs-s3-object-created.json");
+        let event: SqsEvent = serde_json::from_str(event).unwrap();
+        let body = event.records[0].body.as_deref().unwrap();
+        assert_eq!(staged_keys(body).unwrap().len(), 1);
+        let test = include_str!("../../../events/watermark/s3-test-event.json");
+        let test: SqsEvent = serde_json::from_str(test).unwrap();
+        assert_eq!(
+            staged_keys(test.records[0].body.as_deref().unwrap()),
+            Some(vec![])
+        );
+        assert_eq!(staged_keys("not json"), None);
+        assert_eq!(staged_keys(r#"{"Records":[{"foo":1}]}"#), None);
     }
 
     #[test]
