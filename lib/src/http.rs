@@ -181,7 +181,7 @@ mod tests {
         for body in ["{", "[]", r#"{"tags":"x"}"#] {
             let err = json_body::<ShareBody>(&request(Body::Text(body.into())), "Invalid body");
             assert!(
-                matches!(err, Err(AppError::bad_request("Invalid body"))),
+                matches!(err, Err(AppError::BadRequest(m)) if m == "Invalid body"),
                 "{body}"
             );
         }

@@ -3,6 +3,8 @@
 //! Layout follows `DESIGN.md`: configuration, telemetry, identity, errors and request parsing at the
 //! edge; DynamoDB (`store`) and S3 (`blob`) adapters; use cases in `service`; HTTP handlers in `routes`.
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod auth;
 pub mod blob;

@@ -33,17 +33,26 @@ pub struct NewMedia {
 }
 
 /// A session to create.
-#[allow(missing_docs)]
 pub struct NewSession {
+    /// The owning user.
     pub owner: UserId,
+    /// Title.
     pub title: String,
+    /// The session's category, if any.
     pub category: Option<String>,
+    /// Session settings (JSON, as the client sends them).
     pub settings: Value,
+    /// Free-form metadata (JSON).
     pub metadata: Value,
+    /// Visible to other users.
     pub is_public: bool,
+    /// Shared to the community.
     pub shared_to_community: bool,
+    /// Imported (saved from the community) rather than made.
     pub is_imported: bool,
+    /// Subreddits the session draws from.
     pub subreddits: Vec<String>,
+    /// The media entries.
     pub media: Vec<NewMedia>,
 }
 

@@ -7,36 +7,48 @@ use serde_json::Value;
 /// A user: balance and plan.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct UserItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The user.
     pub user_id: UserId,
+    /// Credit balance.
     pub credits: i64,
+    /// Has a premium subscription.
     pub is_premium: bool,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
 }
 
 /// What a feature costs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct PricingItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The priced feature.
     pub feature_key: String,
+    /// Credit balance.
     pub credits: i64,
+    /// Only premium users may use it.
     pub premium_only: bool,
 }
 
 /// A canonical tag.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct TagItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The tag's slug.
     pub slug: String,
+    /// Display name.
     pub name: String,
 }
 
@@ -53,47 +65,67 @@ pub enum SessionState {
 /// A session (its media are separate rows in the same partition).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct SessionItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The session's id.
     pub session_id: SessionId,
+    /// The owning user.
     pub owner_id: UserId,
+    /// Title.
     pub title: String,
+    /// The session's category, if any.
     #[serde(default)]
     pub category: Option<String>,
+    /// Session settings (JSON, as the client sends them).
     #[serde(default)]
     pub settings: Value,
+    /// Free-form metadata (JSON).
     #[serde(default)]
     pub metadata: Value,
+    /// Visible to other users.
     pub is_public: bool,
+    /// Shared to the community.
     pub shared_to_community: bool,
+    /// Marked as a favourite.
     pub is_favorite: bool,
+    /// Imported (saved from the community) rather than made.
     pub is_imported: bool,
+    /// Where an imported session came from.
     #[serde(default)]
     pub import_source: Option<String>,
+    /// The URL an imported session came from.
     #[serde(default)]
     pub import_url: Option<String>,
+    /// Subreddits the session draws from.
     #[serde(default)]
     pub subreddits: Vec<String>,
+    /// How many media the session has.
     pub media_count: u32,
+    /// Where it is in its life.
     pub state: SessionState,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
 }
 
 /// One media entry of a session, at its position.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct SessionMedia {
+    /// Position in the session.
     pub order: u32,
+    /// Image, video or GIF.
     #[serde(rename = "type")]
     pub kind: MediaKind,
+    /// The media's caption, if any.
     #[serde(default)]
     pub caption: Option<String>,
     /// Bucket and key when the media is an object we store; absent for external URLs.
     #[serde(default)]
     pub bucket: Option<String>,
+    /// The object key.
     #[serde(default)]
     pub key: Option<String>,
     /// A URL that works as is: external media and public objects. Absent for objects in a
@@ -113,10 +145,12 @@ pub struct SessionMedia {
 /// Consecutive media of a session in one item of at most [`CHUNK_BYTES`], so a whole session
 /// reads in one query whatever its length.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[allow(missing_docs)]
 pub struct SessionMediaChunk {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The media entries.
     pub media: Vec<SessionMedia>,
 }
 
@@ -138,18 +172,24 @@ pub enum SaveState {
 /// That a user saved a community session, and into which session. Exactly one per pair.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct SaveRecord {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The community session that was saved.
     pub source_session_id: SessionId,
+    /// The session's id.
     pub session_id: SessionId,
+    /// Where it is in its life.
     pub state: SaveState,
     /// Credits charged, refunded as is if the save is rolled back.
     pub charged: i64,
     /// Sort key of the activity entry written with the charge.
     pub activity_sk: String,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
+    /// Creation time (epoch milliseconds).
     #[serde(default)]
     pub created_at_ms: i64,
     /// The saving user (also in `pk`), so the reaper can act on a record found through the index.
@@ -164,6 +204,7 @@ pub struct SaveRecord {
     /// Sparse index of saves still copying (present only in that state): the reaper's work list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
+    /// GSI1 sort key (see `keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
 }
@@ -171,25 +212,39 @@ pub struct SaveRecord {
 /// A user's media record (what `GET /api/user/media` lists and share acts on).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct MediaItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// GSI1 partition key (see `keys`).
     pub gsi1pk: String,
+    /// GSI1 sort key (see `keys`).
     pub gsi1sk: String,
+    /// The user media record's id.
     pub media_id: MediaId,
+    /// The owning user.
     pub owner_id: UserId,
     /// Key in the user-media bucket, always under `users/{ownerId}/`.
     pub file_path: String,
+    /// Where the media came from (`MediaSource` wire name).
     pub source: String,
+    /// MIME type, sniffed from the bytes.
     pub mime_type: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
+    /// Creation time (epoch milliseconds).
     pub created_at_ms: i64,
+    /// Has a share code.
     pub is_shared: bool,
+    /// Shared to the community.
     pub share_to_community: bool,
+    /// The live share code, if shared.
     #[serde(default)]
     pub share_code: Option<String>,
+    /// The community copy's id.
     #[serde(default)]
     pub community_media_id: Option<u64>,
 }
@@ -197,14 +252,19 @@ pub struct MediaItem {
 /// One entry of a user's activity log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct ActivityItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// What happened (`media_shared`, `community_session_saved`, ...).
     pub action: String,
+    /// The feature key the entry belongs to.
     pub feature: String,
+    /// What the entry is about (JSON).
     #[serde(default)]
     pub details: Value,
+    /// When (RFC 3339, milliseconds).
     pub at: String,
 }
 
@@ -224,33 +284,46 @@ pub enum CommunityStatus {
 /// The community copy of a shared media item: independent of the original once made.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct CommunityMediaItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The community copy's id.
     pub community_media_id: u64,
+    /// The user media record's id.
     pub media_id: MediaId,
+    /// The owning user.
     pub owner_id: UserId,
+    /// Where it is in its life.
     pub status: CommunityStatus,
+    /// The bucket the object is in.
     pub bucket: String,
     /// The public object's key (under `community/`), present once published.
     pub key: String,
     /// Where the watermark function reads the original from while `pending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging_key: Option<String>,
+    /// Where it is served (public URL) or fetched from.
     pub url: String,
+    /// Image, video or GIF.
     #[serde(rename = "type")]
     pub kind: MediaKind,
+    /// MIME type, sniffed from the bytes.
     pub mime_type: String,
+    /// Tag slugs.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
+    /// Creation time (epoch milliseconds).
     pub created_at_ms: i64,
     /// Bumped by every change of tags or state: writers condition on the version they read.
     pub version: u64,
     /// The feed index (sharded), present only while `ready`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
+    /// GSI1 sort key (see `keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
 }
@@ -259,20 +332,30 @@ pub struct CommunityMediaItem {
 /// query. In the tag's feed index only while the record is `ready`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct CommunityTagItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The tag's slug.
     pub slug: String,
+    /// The community copy's id.
     pub community_media_id: u64,
+    /// Where it is served (public URL) or fetched from.
     pub url: String,
+    /// Image, video or GIF.
     #[serde(rename = "type")]
     pub kind: MediaKind,
+    /// MIME type, sniffed from the bytes.
     pub mime_type: String,
+    /// Tag slugs.
     pub tags: Vec<String>,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
+    /// GSI1 partition key (see `keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
+    /// GSI1 sort key (see `keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
 }
@@ -280,16 +363,22 @@ pub struct CommunityTagItem {
 /// What the community feed shows of a record (read from records and tag items alike).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct FeedEntry {
+    /// The community copy's id.
     pub community_media_id: u64,
+    /// Where it is served (public URL) or fetched from.
     pub url: String,
+    /// Image, video or GIF.
     #[serde(rename = "type")]
     pub kind: MediaKind,
+    /// MIME type, sniffed from the bytes.
     pub mime_type: String,
+    /// Tag slugs.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
+    /// GSI1 sort key (see `keys`).
     pub gsi1sk: String,
 }
 
@@ -297,32 +386,41 @@ pub struct FeedEntry {
 /// `attribute_not_exists` in the transaction that creates the record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct CommunityMarker {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The community copy's id.
     pub community_media_id: u64,
 }
 
 /// A share code and the media it opens (unique by a conditional put).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct ShareCodeItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The live share code, if shared.
     pub share_code: String,
+    /// The user media record's id.
     pub media_id: MediaId,
+    /// The owning user.
     pub owner_id: UserId,
+    /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
 }
 
 /// The media record of an object path (one record per path, created exactly once).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(missing_docs)]
 pub struct MediaPathItem {
+    /// Partition key (see `keys`).
     pub pk: String,
+    /// Sort key (see `keys`).
     pub sk: String,
+    /// The user media record's id.
     pub media_id: MediaId,
 }
