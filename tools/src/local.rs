@@ -368,7 +368,7 @@ async fn seed(target: &Target) -> Result<Value> {
     let shared_upload =
         joip::service::share::share_media(app, &alice, media.media_id, &share(&["solo"]))
             .await
-            .map_err(|e| anyhow::anyhow!("sharing the demo upload: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("sharing the demo upload: {}", joip::error::Report(&e)))?;
     let gif = upload_media(
         app,
         &alice,
@@ -381,7 +381,7 @@ async fn seed(target: &Target) -> Result<Value> {
     let shared_gif =
         joip::service::share::share_media(app, &alice, gif.media_id, &share(&["artistic"]))
             .await
-            .map_err(|e| anyhow::anyhow!("sharing the demo GIF: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("sharing the demo GIF: {}", joip::error::Report(&e)))?;
     let summary = json!({
         "users": [
             { "userId": alice, "credits": 100, "isPremium": true },

@@ -14,7 +14,7 @@ use crate::blob::keys::{self as object_keys, SESSION_MEDIA_PREFIX};
 use crate::blob::{BlobError, ObjectInfo};
 use crate::config::COPY_DEADLINE_MARGIN_MS;
 use crate::domain::{now_millis, rfc3339_millis, SessionId, UserId};
-use crate::error::AppError;
+use crate::error::{AppError, Report};
 use crate::service::activity;
 use crate::store::ids::counters;
 use crate::store::items::{SaveRecord, SaveState, SessionItem, SessionMedia, SessionState};
@@ -199,7 +199,7 @@ pub async fn save_community_session(
     if !matches!(claimed, Ok(Ok(()))) {
         // The plan's chunks are unreachable without the session item: remove them.
         if let Err(e) = app.store.delete_media_plan(id, chunks.len()).await {
-            tracing::warn!(error = %e, session_id = %id, "could not delete an unclaimed media plan");
+            tracing::warn!(error = %Report(&e), session_id = %id, "could not delete an unclaimed media plan");
         }
     }
     match claimed.map_err(internal)? {
@@ -442,7 +442,7 @@ async fn copy_and_complete(
 async fn release(app: &App, record: &SaveRecord, lease: &Lease) {
     if let Err(e) = app.store.release_save(record, &lease.owner).await {
         // Not fatal: the lease lapses on its own.
-        tracing::warn!(error = %e, session_id = %record.session_id, "could not release a save");
+        tracing::warn!(error = %Report(&e), session_id = %record.session_id, "could not release a save");
     }
 }
 
@@ -533,7 +533,7 @@ async fn copy_objects(
                     return;
                 }
                 // A fault a retry may fix: the lease has slack for two more tries.
-                Err(e) => tracing::warn!(error = %e, "could not renew the copy lease"),
+                Err(e) => tracing::warn!(error = %Report(&e), "could not renew the copy lease"),
             }
         }
     };
@@ -579,7 +579,7 @@ async fn roll_back(
                 .delete_media_plan(record.session_id, plan_chunks)
                 .await
             {
-                tracing::warn!(error = %e, "could not delete the media plan of a rolled-back save");
+                tracing::warn!(error = %Report(&e), "could not delete the media plan of a rolled-back save");
             }
             Err(AppError::internal(
                 FAILED,
@@ -657,7 +657,7 @@ pub async fn reap(app: &App, deadline: Deadline) -> Result<Reaped, StoreError> {
             _ if !exists => reaped.rolled_back += 1,
             Ok(Copied::LeaseLost) => reaped.left += 1,
             Err(e) => {
-                tracing::warn!(session_id = %mine.session_id, error = %e, "save left for the next pass");
+                tracing::warn!(session_id = %mine.session_id, error = %Report(&e), "save left for the next pass");
                 reaped.left += 1;
             }
         }

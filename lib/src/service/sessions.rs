@@ -1,7 +1,7 @@
 //! Creating sessions directly (operator CLI, seeding, tests); saving a community session builds on
 //! the same records.
 
-use crate::domain::{now_millis, rfc3339_millis, sniff_mime, MediaKind, SessionId, UserId};
+use crate::domain::{rfc3339_millis, sniff_mime, MediaKind, SessionId, UserId};
 use crate::store::ids::counters;
 use crate::store::items::{SessionItem, SessionMedia, SessionState};
 use crate::store::keys;
@@ -147,7 +147,7 @@ pub async fn create_session(app: &App, new: NewSession) -> Result<SessionId, Cre
         subreddits: new.subreddits,
         media_count: rows.len() as u32,
         state: SessionState::Ready,
-        created_at: rfc3339_millis(now_millis()),
+        created_at: rfc3339_millis(app.clock.now_millis()),
     };
     app.store.put_session(&session, &rows).await?;
     Ok(id)
