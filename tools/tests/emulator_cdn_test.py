@@ -158,6 +158,16 @@ class Emulator:
         listed = self.cloudfront.list_invalidations(DistributionId=dist_id)["InvalidationList"]
         return [i["Id"] for i in listed.get("Items", [])]
 
+    def wait_until_completed(self, dist_id, invalidation):
+        """Polls GetInvalidation until CloudFront says the invalidation is Completed."""
+        deadline = time.monotonic() + DELAY_MS / 1000 + MARGIN
+        while time.monotonic() < deadline:
+            got = self.cloudfront.get_invalidation(DistributionId=dist_id, Id=invalidation["Id"])
+            if got["Invalidation"]["Status"] == "Completed":
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"invalidation {invalidation['Id']} never completed")
+
     def wait_until_gone(self, dist_id, path, since):
         """Polls `path` until the edge answers 404; the seconds that took from `since`."""
         deadline = since + DELAY_MS / 1000 + MARGIN
@@ -354,13 +364,7 @@ class CdnTest(unittest.TestCase):
 
     def test_completed_invalidations_no_longer_count_towards_the_limit(self):
         paths = [f"/community/{i}.webp" for i in range(3000)]
-        first = self.e.invalidate(self.dist, paths)
-        deadline = time.monotonic() + DELAY_MS / 1000 + MARGIN
-        while self.e.cloudfront.get_invalidation(DistributionId=self.dist, Id=first["Id"])[
-            "Invalidation"
-        ]["Status"] != "Completed":
-            self.assertLess(time.monotonic(), deadline, "the invalidation never completed")
-            time.sleep(0.05)
+        self.e.wait_until_completed(self.dist, self.e.invalidate(self.dist, paths))
         self.e.invalidate(self.dist, paths)
 
     def test_the_fail_switch_fails_exactly_k_invalidations(self):
@@ -405,39 +409,50 @@ class CdnTest(unittest.TestCase):
         self.assert_served("/community/c.webp", b"c", "Hit")
 
     def test_concurrent_gets_while_invalidating(self):
-        keys = [f"community/race-{i}.webp" for i in range(16)]
+        """Viewers fill the edge, reporters read it, invalidations purge it, all at once."""
+        keys = [f"community/race-{i}.webp" for i in range(48)]
         for key in keys:
             self.put(key, key.encode())
         statuses, errors, stop = [], [], threading.Event()
 
-        def viewer():
-            while not stop.is_set():
-                for key in keys:
+        def keep(call):
+            def loop():
+                while not stop.is_set():
                     try:
-                        statuses.append(self.e.get(self.dist, f"/{key}")[0])
+                        call()
                     except Exception as error:  # noqa: BLE001 - reported below
                         errors.append(repr(error))
 
-        viewers = [threading.Thread(target=viewer) for _ in range(8)]
-        for t in viewers:
+            return threading.Thread(target=loop)
+
+        def view():
+            for key in keys:
+                statuses.append(self.e.get(self.dist, f"/{key}")[0])
+
+        def report():
+            self.e.joip("cdn")
+
+        threads = [keep(view) for _ in range(8)] + [keep(report) for _ in range(2)]
+        for t in threads:
             t.start()
         try:
-            for i, key in enumerate(keys):
+            for i, key in enumerate(keys[:16]):
                 self.delete(key)
+                self.put(keys[-1 - i], b"refilled")  # misses fill the edge meanwhile
                 self.e.invalidate(self.dist, [f"/{key}"] if i % 2 else ["/community/race-*"])
-                self.e.joip("cdn")
             time.sleep(DELAY_MS / 1000)
         finally:
             stop.set()
-            for t in viewers:
+            for t in threads:
                 t.join()
         self.assertEqual(errors, [])
         self.assertTrue(statuses)
         self.assertEqual(set(statuses) - {200, 404}, set())
-        started = time.monotonic()
-        self.e.invalidate(self.dist, ["/*"])
-        for key in keys:
-            self.e.wait_until_gone(self.dist, f"/{key}", started)
+        self.e.wait_until_completed(self.dist, self.e.invalidate(self.dist, ["/*"]))
+        self.assertEqual(self.e.cached(self.dist), [])
+        for key in keys[:16]:
+            self.assertEqual(self.e.get(self.dist, f"/{key}")[0], 404)
+        self.assert_served(f"/{keys[-1]}", b"refilled", "Miss")
         self.assertIsNone(self.e.process.poll())
 
 
