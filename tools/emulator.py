@@ -49,7 +49,8 @@ API (CreateDistribution, answered by moto); the origin bucket is the first origi
     headers) until it expires or an invalidation covers it, even after S3 forgot the object.
     Query strings are not part of the cache key; GET and HEAD share an entry. Errors are never
     cached (our template sets ErrorCachingMinTTL 0): a missing object is a 404 each time, and an
-    unknown distribution is a 404.
+    unknown distribution is a 404. So {endpoint}/_joip/cdn/{id} is the local stand-in for
+    https://{distribution domain}.
   * Served headers: Content-Type, Content-Length, Cache-Control, Content-Disposition and
     Content-Encoding (if the object has them), ETag, Last-Modified and every x-amz-meta-* header
     (CloudFront forwards user metadata); added: X-Content-Type-Options: nosniff,
@@ -60,7 +61,9 @@ API (CreateDistribution, answered by moto); the origin bucket is the first origi
     (InvalidArgument, InconsistentQuantities, 413 BatchTooLarge); at most 3000 non-wildcard and 15
     wildcard paths in progress per distribution (400 TooManyInvalidationsInProgress); a repeated
     CallerReference with the same paths answers the first invalidation, with other paths 409
-    InvalidationBatchAlreadyExists. It is recorded in moto (GetInvalidation, ListInvalidations) as
+    InvalidationBatchAlreadyExists (documented, but not in the SDKs' models: a generic error with
+    that code). A fault (the fail switch, then chaos) comes before any of these checks and applies
+    nothing. The invalidation is recorded in moto (GetInvalidation, ListInvalidations) as
     InProgress and, JOIP_EMULATOR_INVALIDATION_MS later, drops the cached paths it covers (exact,
     or a prefix for a trailing "*"; compared percent-decoded) and turns Completed.
   * Not emulated: conditional and range requests (always a full 200), RefreshHit revalidation,
