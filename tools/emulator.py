@@ -33,13 +33,49 @@ UpdateItem results, which cannot be sized before they are applied.
 
 Chaos. A seeded fraction of DynamoDB and S3 data-plane requests answer a fault without applying
 anything: DynamoDB ThrottlingException, ProvisionedThroughputExceededException, InternalServerError
-and, for writes, TransactionConflict; S3 503 SlowDown and 500 InternalError. Control-plane calls
-(CreateTable, CreateBucket, bucket configuration, ...) and SQS never see chaos.
+and, for writes, TransactionConflict; S3 503 SlowDown and 500 InternalError; CloudFront
+CreateInvalidation 503 ServiceUnavailable, 400 Throttling ("Rate exceeded") and 400
+TooManyInvalidationsInProgress. Other control-plane calls (CreateTable, CreateBucket, bucket
+configuration, CreateDistribution, ...) and SQS never see chaos.
+
+A CDN that caches, as CloudFront does in front of the general bucket (origin access control, cache
+policy CachingOptimized, our response headers policy). Distributions are made with CloudFront's own
+API (CreateDistribution, answered by moto); the origin bucket is the first origin's DomainName up to
+".s3[.region].amazonaws.com" (e.g. joip-general.s3.us-east-1.amazonaws.com), under its OriginPath.
+  * GET or HEAD /_joip/cdn/{distribution id}/{path} is a viewer request for /{path}: the object at
+    key {path} is read from moto's S3 in-process (OAC: bucket policies do not apply). A 200 is
+    cached per (distribution, path) for s-maxage, else max-age, else 86400 s (clamped to 1 s ..
+    1 year; no-store, no-cache or private: the 1 s minimum TTL), and served as captured (bytes and
+    headers) until it expires or an invalidation covers it, even after S3 forgot the object.
+    Query strings are not part of the cache key; GET and HEAD share an entry. Errors are never
+    cached (our template sets ErrorCachingMinTTL 0): a missing object is a 404 each time, and an
+    unknown distribution is a 404. So {endpoint}/_joip/cdn/{id} is the local stand-in for
+    https://{distribution domain}.
+  * Served headers: Content-Type, Content-Length, Cache-Control, Content-Disposition and
+    Content-Encoding (if the object has them), ETag, Last-Modified and every x-amz-meta-* header
+    (CloudFront forwards user metadata); added: X-Content-Type-Options: nosniff,
+    Content-Security-Policy: default-src 'none'; sandbox (also on errors), X-Cache (Hit, Miss or
+    Error from cloudfront), Age (on hits: seconds since cached), Via and X-Amz-Cf-Id.
+  * CreateInvalidation (POST /2020-05-31/distribution/{id}/invalidation, signed for cloudfront) is
+    answered here, in CloudFront's XML: 1..3000 paths, each starting with "/", "*" only last
+    (InvalidArgument, InconsistentQuantities, 413 BatchTooLarge); at most 3000 non-wildcard and 15
+    wildcard paths in progress per distribution (400 TooManyInvalidationsInProgress); a repeated
+    CallerReference with the same paths answers the first invalidation, with other paths 409
+    InvalidationBatchAlreadyExists (documented, but not in the SDKs' models: a generic error with
+    that code). A fault (the fail switch, then chaos) comes before any of these checks and applies
+    nothing. The invalidation is recorded in moto (GetInvalidation, ListInvalidations) as
+    InProgress and, JOIP_EMULATOR_INVALIDATION_MS later, drops the cached paths it covers (exact,
+    or a prefix for a trailing "*"; compared percent-decoded) and turns Completed.
+  * Not emulated: conditional and range requests (always a full 200), RefreshHit revalidation,
+    Expires as a TTL, disabled distributions, signed URLs, per-edge caches (there is one edge),
+    and cache behaviours other than the default one.
 
 Settings:
   JOIP_EMULATOR_TXN_MS=<ms>        how long a transaction stays in flight (default 10)
   JOIP_EMULATOR_CHAOS=<0..1>       fraction of eligible requests that fail (default 0: off)
   JOIP_EMULATOR_CHAOS_SEED=<int>   seed of the one random generator chaos draws from (default 0)
+  JOIP_EMULATOR_INVALIDATION_MS=<ms>  how long a CloudFront invalidation stays in progress before
+                                   it purges the edge (default 300; CloudFront takes seconds)
 Per request (headers, removed before moto sees the request):
   x-joip-chaos: <0..1>             this request's chaos rate (instead of JOIP_EMULATOR_CHAOS)
   x-joip-txn-ms: <ms>              this transaction's in-flight window (instead of the default)
@@ -52,6 +88,14 @@ Endpoints of its own (never routed to moto):
                                    from now on (0 turns chaos off; a seed restarts the generator),
                                    without a restart; answers as GET does
   GET /_joip/in-flight             {"transactions": [...], "writes": [...]}: items marked now
+  GET|HEAD /_joip/cdn/{id}/{path}  the CDN: a viewer request for /{path} on distribution {id}
+  GET /_joip/cdn                   {"distributions": {id: {"bucket": b, "cached": [path, ...],
+                                   "invalidations": {"in_progress": n, "completed": n}}}}: what
+                                   the edge holds now; GET /_joip/cdn/{id}: that one alone
+  POST /_joip/cdn/fail             body {"count": k}: the next k CreateInvalidation calls (any
+                                   distribution) answer 503 ServiceUnavailable, applying nothing
+  GET /_joip/cdn/fail              {"count": left, "failed": n}: what is left of that, and how
+                                   many calls it has failed
 
 Usage: python tools/emulator.py -H 127.0.0.1 -p 4566
 """
@@ -64,15 +108,19 @@ import json
 import math
 import os
 import random
+import re
 import threading
 import time
 import uuid
 from collections import Counter
 from http import HTTPStatus
 from io import BytesIO
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
+from xml.etree import ElementTree
+from xml.sax.saxutils import escape
 
 import moto.dynamodb.models as dynamodb_models
+from moto.cloudfront.models import cloudfront_backends
 from moto.dynamodb.models import DynamoDBBackend, Table, dynamodb_backends
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.iam.models import get_account_id_from
@@ -81,6 +129,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
 
@@ -406,6 +455,11 @@ def _respond(environ, start_response, status, content_type, body, headers=()):
     return [body]
 
 
+def _json(environ, start_response, report):
+    body = json.dumps(report).encode()
+    return _respond(environ, start_response, 200, "application/json", body)
+
+
 def _dynamodb_error(environ, start_response, status, body):
     data = json.dumps(body, separators=(",", ":")).encode()
     headers = [("x-amzn-RequestId", str(uuid.uuid4()))]
@@ -449,6 +503,35 @@ def _s3_error(environ, start_response, kind):
     return _respond(environ, start_response, status, "application/xml", body, headers)
 
 
+def _cloudfront_error(environ, start_response, status, code, message):
+    """CloudFront's REST-XML error document."""
+    request_id = str(uuid.uuid4())
+    kind = "Receiver" if status >= 500 else "Sender"
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<ErrorResponse xmlns="{CLOUDFRONT_NS}"><Error><Type>{kind}</Type><Code>{code}</Code>'
+        f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId>"
+        "</ErrorResponse>"
+    ).encode()
+    headers = [("x-amzn-RequestId", request_id)]
+    return _respond(environ, start_response, status, "text/xml", body, headers)
+
+
+def _is_cloudfront_request(environ):
+    """A request to the CloudFront API (signed for it, or addressed to its host)."""
+    _, _, service = _credential_scope(environ)
+    return service == "cloudfront" or environ.get("HTTP_HOST", "").startswith("cloudfront.")
+
+
+def _viewer_path(environ):
+    """The request path, percent-decoded as UTF-8 (WSGI hands it over as Latin-1)."""
+    raw = environ.get("PATH_INFO", "")
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return raw
+
+
 def _read_body(environ):
     """The request body; moto reads it again from a fresh copy."""
     body = get_input_stream(environ).read()
@@ -481,14 +564,340 @@ def _is_s3_data_request(environ):
     return method == "POST" and "delete" in query
 
 
+# --- The CDN: CloudFront in front of a bucket ------------------------------------------------
+
+CLOUDFRONT_NS = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
+CLOUDFRONT_API = re.compile(r"^/2020-05-31/")
+INVALIDATION_API = re.compile(r"^/2020-05-31/distribution/([^/]+)/invalidation/?$")
+CDN_PREFIX = "/_joip/cdn"
+S3_ORIGIN = re.compile(r"^(.+)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?$")
+
+# CachingOptimized: (minimum, default, maximum) TTL in seconds.
+MIN_TTL, DEFAULT_TTL, MAX_TTL = 1, 86400, 31536000
+MAX_BATCH_PATHS = 3000  # paths in one CreateInvalidation
+MAX_PATHS_IN_PROGRESS = 3000  # non-wildcard paths in progress per distribution
+MAX_WILDCARDS_IN_PROGRESS = 15  # wildcard paths in progress per distribution
+
+# (status, type, message) of each CloudFront fault chaos (or the fail switch) injects.
+CLOUDFRONT_FAULTS = {
+    "ServiceUnavailable": (503, "Receiver", "CloudFront is temporarily unavailable."),
+    "Throttling": (400, "Sender", "Rate exceeded"),
+    "TooManyInvalidationsInProgress": (
+        400,
+        "Sender",
+        "Processing your request will cause you to exceed the maximum number of in-progress "
+        "wildcard invalidations or non-wildcard invalidations.",
+    ),
+}
+ERROR_FROM_EDGE = "Error from cloudfront"
+INVALID_PATHS = "Your request contains one or more invalid invalidation paths."
+# The object's headers CloudFront forwards (lower-case name in moto's metadata, name served).
+FORWARDED_HEADERS = [
+    ("content-type", "Content-Type"),
+    ("cache-control", "Cache-Control"),
+    ("content-disposition", "Content-Disposition"),
+    ("content-encoding", "Content-Encoding"),
+]
+# What our response headers policy adds to every response, errors included.
+POLICY_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; sandbox"),
+]
+
+
+class CloudFrontError(Exception):
+    """A CloudFront API error: (status, code, message)."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def ttl_of(cache_control):
+    """How long CachingOptimized keeps an object whose Cache-Control is `cache_control`."""
+    directives = {}
+    for part in (cache_control or "").split(","):
+        name, _, value = part.strip().partition("=")
+        directives[name.strip().lower()] = value.strip().strip('"')
+    if directives.keys() & {"no-store", "no-cache", "private"}:
+        return MIN_TTL  # the origin forbids caching, but the minimum TTL wins
+    ttl = DEFAULT_TTL
+    for name in ("max-age", "s-maxage"):  # s-maxage wins over max-age
+        try:
+            ttl = int(directives[name])
+        except (KeyError, ValueError):
+            pass
+    return min(max(ttl, MIN_TTL), MAX_TTL)
+
+
+def _distribution(dist_id):
+    """(account, moto's Distribution) for `dist_id` in any account, or None."""
+    for account in list(cloudfront_backends.keys()):
+        distribution = cloudfront_backends[account]["aws"].distributions.get(dist_id)
+        if distribution is not None:
+            return account, distribution
+    return None
+
+
+def _origin(distribution):
+    """(bucket, origin path) of the distribution's first origin."""
+    origin = distribution.distribution_config.Origins["Items"][0]
+    host = origin.domain_name.lower()
+    match = S3_ORIGIN.match(host)
+    bucket = match.group(1) if match else host.split(".", 1)[0]
+    return bucket, origin.origin_path.strip("/")
+
+
+def _read_object(account, bucket, key):
+    """(body, headers) of the object, read from moto's S3 backend as OAC reads it, or None."""
+    try:
+        obj = s3_backends[account]["aws"].get_object(bucket, key)
+        if obj is None:
+            return None
+        body = obj.value
+        metadata = {k.lower(): v for k, v in obj.metadata.items()}
+        etag, last_modified = obj.etag, obj.last_modified_RFC1123
+    except Exception:  # noqa: BLE001 - no bucket, or the object went while we read it
+        return None
+    headers = [(name, metadata[k]) for k, name in FORWARDED_HEADERS if metadata.get(k)]
+    headers += [("ETag", etag), ("Last-Modified", last_modified)]
+    headers += sorted((k, v) for k, v in metadata.items() if k.startswith("x-amz-meta-"))
+    return body, headers
+
+
+def _path_matches(pattern, path):
+    """Whether invalidation path `pattern` (URL-encoded, maybe ending in *) covers `path`."""
+    pattern = unquote(pattern)
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    return path == pattern
+
+
+def _children(node, name):
+    """The children of XML element `node` (or None) named `name` in any namespace."""
+    return [c for c in node if c.tag.rsplit("}", 1)[-1] == name] if node is not None else []
+
+
+def _child(node, name):
+    found = _children(node, name)
+    return found[0] if found else None
+
+
+def parse_invalidation_batch(body):
+    """(paths, caller reference) of a CreateInvalidation body, validated as CloudFront does."""
+    if not body.strip():
+        raise CloudFrontError(400, "MissingBody", "This operation requires a body.")
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        raise CloudFrontError(400, "MalformedInput", "Unable to parse the request body.") from None
+    paths_node = _child(root, "Paths")
+    paths = [p.text or "" for p in _children(_child(paths_node, "Items"), "Path")]
+    quantity = _child(paths_node, "Quantity")
+    reference = _child(root, "CallerReference")
+    if paths_node is None or quantity is None or reference is None or not reference.text:
+        raise CloudFrontError(400, "InvalidArgument", "Paths and CallerReference are required.")
+    if (quantity.text or "").strip() != str(len(paths)):
+        message = "The value of Quantity and the size of Items don't match."
+        raise CloudFrontError(400, "InconsistentQuantities", message)
+    if len(paths) > MAX_BATCH_PATHS:
+        raise CloudFrontError(413, "BatchTooLarge", "Invalidation batch specified is too large.")
+    if not paths or any(not p.startswith("/") or "*" in p[:-1] for p in paths):
+        raise CloudFrontError(400, "InvalidArgument", INVALID_PATHS)
+    return paths, reference.text
+
+
+def _xml_time(when):
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def invalidation_xml(invalidation):
+    """The <Invalidation> document CloudFront answers CreateInvalidation with."""
+    items = "".join(f"<Path>{escape(p)}</Path>" for p in invalidation.paths)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<Invalidation xmlns="{CLOUDFRONT_NS}"><Id>{invalidation.id}</Id>'
+        f"<Status>{invalidation.status}</Status>"
+        f"<CreateTime>{_xml_time(invalidation.create_time)}</CreateTime>"
+        f"<InvalidationBatch><Paths><Quantity>{len(invalidation.paths)}</Quantity>"
+        f"<Items>{items}</Items></Paths>"
+        f"<CallerReference>{escape(invalidation.caller_ref)}</CallerReference>"
+        "</InvalidationBatch></Invalidation>"
+    ).encode()
+
+
+class Cached:
+    """One object at the edge: what was served, when it was fetched, when it expires."""
+
+    def __init__(self, body, headers, now, ttl):
+        self.body, self.headers, self.stored, self.expires = body, headers, now, now + ttl
+
+
+class Pending:
+    """One invalidation: moto's record of it, and when it takes effect."""
+
+    def __init__(self, invalidation, due):
+        self.invalidation, self.due, self.done = invalidation, due, False
+
+    def wildcards(self):
+        return sum(p.endswith("*") for p in self.invalidation.paths)
+
+
+class Cdn:
+    """The edge: cached objects per (distribution, path) and the invalidations that purge them.
+
+    Everything is guarded by one lock (moto server answers on many threads). Invalidations take
+    effect lazily: whoever next looks at the edge applies those that are due.
+    """
+
+    def __init__(self, delay_ms):
+        self.delay = delay_ms / 1000
+        self._lock = threading.Lock()
+        self._cache = {}  # (distribution, path) -> Cached
+        self._invalidations = {}  # distribution -> [Pending], in progress or completed
+        self._purges = Counter()  # distribution -> invalidations applied so far
+        self._fail = 0  # CreateInvalidation calls left to fail with ServiceUnavailable
+        self._failed = 0
+
+    # Serving.
+
+    def get(self, dist_id, path):
+        """(status, body, headers) of a viewer request for `path` ("/community/...")."""
+        found = _distribution(dist_id)
+        if found is None:
+            return 404, b"no such distribution\n", [("Content-Type", "text/plain")]
+        now = time.monotonic()
+        with self._lock:
+            self._settle(now)
+            entry = self._cache.get((dist_id, path))
+            if entry is not None and entry.expires <= now:
+                del self._cache[(dist_id, path)]
+                entry = None
+            if entry is not None:
+                age = [("Age", str(int(now - entry.stored)))]
+                return 200, entry.body, entry.headers + [("X-Cache", "Hit from cloudfront")] + age
+            purges = self._purges[dist_id]
+        account, distribution = found
+        bucket, origin_path = _origin(distribution)
+        key = f"{origin_path}{path}" if origin_path else path[1:]
+        origin = _read_object(account, bucket, key)
+        if origin is None:  # not cached: ErrorCachingMinTTL 0
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n'
+                f"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist."
+                f"</Message><Key>{escape(key)}</Key></Error>"
+            ).encode()
+            return 404, body, [("Content-Type", "application/xml"), ("X-Cache", ERROR_FROM_EDGE)]
+        body, headers = origin
+        cache_control = dict((k.lower(), v) for k, v in headers).get("cache-control")
+        with self._lock:
+            self._settle(time.monotonic())
+            if self._purges[dist_id] == purges:  # else an invalidation raced the fill: not cached
+                self._cache[(dist_id, path)] = Cached(body, headers, now, ttl_of(cache_control))
+        return 200, body, headers + [("X-Cache", "Miss from cloudfront")]
+
+    # Invalidating.
+
+    def take_fault(self):
+        """True (counting it) if the fail switch still has CreateInvalidation calls to fail."""
+        with self._lock:
+            if self._fail <= 0:
+                return False
+            self._fail -= 1
+            self._failed += 1
+            return True
+
+    def invalidate(self, account, dist_id, paths, reference):
+        """moto's Invalidation for the batch (an existing one for a repeated batch)."""
+        now = time.monotonic()
+        with self._lock:
+            self._settle(now)
+            pending = self._invalidations.setdefault(dist_id, [])
+            for p in pending:
+                if p.invalidation.caller_ref == reference:
+                    if sorted(p.invalidation.paths) != sorted(paths):
+                        raise CloudFrontError(
+                            409,
+                            "InvalidationBatchAlreadyExists",
+                            f"Invalidation batch already exists with CallerReference {reference}.",
+                        )
+                    return p.invalidation
+            running = [p for p in pending if not p.done]
+            wildcards = sum(p.wildcards() for p in running)
+            exact = sum(len(p.invalidation.paths) for p in running) - wildcards
+            new_wildcards = sum(p.endswith("*") for p in paths)
+            if (
+                exact + len(paths) - new_wildcards > MAX_PATHS_IN_PROGRESS
+                or wildcards + new_wildcards > MAX_WILDCARDS_IN_PROGRESS
+            ):
+                _, _, message = CLOUDFRONT_FAULTS["TooManyInvalidationsInProgress"]
+                raise CloudFrontError(400, "TooManyInvalidationsInProgress", message)
+            backend = cloudfront_backends[account]["aws"]
+            invalidation = backend.create_invalidation(dist_id, paths, reference)
+            invalidation.status = "InProgress"
+            pending.append(Pending(invalidation, now + self.delay))
+            self._settle(now)  # a zero delay applies it at once
+            return invalidation
+
+    def settle(self):
+        """Applies the invalidations that are due (before moto answers GetInvalidation)."""
+        with self._lock:
+            self._settle(time.monotonic())
+
+    def _settle(self, now):
+        for dist_id, pending in self._invalidations.items():
+            for p in pending:
+                if p.done or p.due > now:
+                    continue
+                for key in [k for k in self._cache if k[0] == dist_id]:
+                    if any(_path_matches(pattern, key[1]) for pattern in p.invalidation.paths):
+                        del self._cache[key]
+                p.done = True
+                p.invalidation.status = "Completed"
+                self._purges[dist_id] += 1
+
+    # Reports and switches.
+
+    def _cached(self, dist_id, now):
+        return sorted(p for (d, p), e in self._cache.items() if d == dist_id and e.expires > now)
+
+    def set_fail(self, count):
+        with self._lock:
+            self._fail = count
+        return self.fail_report()
+
+    def fail_report(self):
+        with self._lock:
+            return {"count": self._fail, "failed": self._failed}
+
+    def report(self, only=None):
+        """What the edge holds now, per distribution (every distribution moto knows)."""
+        now = time.monotonic()
+        distributions = {}
+        for account in list(cloudfront_backends.keys()):
+            for dist_id, d in list(cloudfront_backends[account]["aws"].distributions.items()):
+                if only is None or dist_id == only:
+                    distributions[dist_id] = {"bucket": _origin(d)[0]}
+        with self._lock:
+            self._settle(now)
+            for dist_id, report in distributions.items():
+                cached = self._cached(dist_id, now)
+                pending = self._invalidations.get(dist_id, [])
+                done = sum(p.done for p in pending)
+                report["cached"] = cached
+                report["invalidations"] = {"in_progress": len(pending) - done, "completed": done}
+        return {"distributions": distributions}
+
+
 # --- The application ---------------------------------------------------------------------------
 
 
 class Emulator:
-    def __init__(self, app, chaos, txn_ms):
+    def __init__(self, app, chaos, txn_ms, cdn):
         self.app = app
         self.chaos = chaos
         self.txn_ms = txn_ms
+        self.cdn = cdn
         self.inflight = InFlight()
         self.dynamodb = threading.Lock()  # held while moto executes any DynamoDB request
 
@@ -503,6 +912,8 @@ class Emulator:
         rate = self.chaos.rate if rate is None else min(max(rate, 0.0), 1.0)
         txn_ms = _header_number(environ, "HTTP_X_JOIP_TXN_MS")
         window = (self.txn_ms if txn_ms is None else min(max(txn_ms, 0.0), 60_000.0)) / 1000
+        if _is_cloudfront_request(environ):
+            return self._cloudfront_request(environ, start_response, rate)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(DYNAMODB):
             op = target[len(DYNAMODB) :]
@@ -519,6 +930,8 @@ class Emulator:
         return self.app(environ, start_response)
 
     def _own(self, environ, start_response, path):
+        if path == CDN_PREFIX or path.startswith(CDN_PREFIX + "/"):
+            return self._cdn(environ, start_response, path)
         if path == "/_joip/chaos" and environ.get("REQUEST_METHOD") == "POST":
             return self._set_chaos(environ, start_response)
         reports = {"/_joip/chaos": self.chaos.report, "/_joip/in-flight": self.inflight.report}
@@ -543,6 +956,76 @@ class Emulator:
         self.chaos.set(rate, seed)
         body = json.dumps(self.chaos.report()).encode()
         return _respond(environ, start_response, 200, "application/json", body)
+
+    def _cdn(self, environ, start_response, path):
+        """/_joip/cdn: the report, the fail switch, and the edge itself."""
+        method = environ.get("REQUEST_METHOD")
+        rest = path[len(CDN_PREFIX) + 1 :]
+        if rest == "fail" and method == "POST":
+            return self._set_cdn_fail(environ, start_response)
+        if rest == "fail" and method == "GET":
+            return _json(environ, start_response, self.cdn.fail_report())
+        dist_id, slash, viewer_path = rest.partition("/")
+        if slash:
+            return self._serve(environ, start_response, dist_id, viewer_path)
+        report = self.cdn.report(dist_id or None)
+        if method != "GET" or (dist_id and not report["distributions"]):
+            return _respond(environ, start_response, 404, "text/plain", b"not found\n")
+        return _json(environ, start_response, report)
+
+    def _serve(self, environ, start_response, dist_id, viewer_path):
+        """GET or HEAD /_joip/cdn/{distribution}/{path}: what the edge answers a viewer."""
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            body = b"only GET and HEAD are allowed\n"
+            return _respond(environ, start_response, 403, "text/plain", body, POLICY_HEADERS)
+        path = "/" + _viewer_path(environ)[len(CDN_PREFIX) + 2 + len(dist_id) :]
+        status, body, headers = self.cdn.get(dist_id, path)
+        headers = [
+            *headers,
+            ("Content-Length", str(len(body))),  # the object's, on HEAD too
+            *POLICY_HEADERS,
+            ("Via", "1.1 emulator.cloudfront.net (CloudFront)"),
+            ("X-Amz-Cf-Id", base64.urlsafe_b64encode(os.urandom(42)).decode()),
+        ]
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [b"" if environ.get("REQUEST_METHOD") == "HEAD" else body]
+
+    def _set_cdn_fail(self, environ, start_response):
+        """POST /_joip/cdn/fail: the next k CreateInvalidation calls answer ServiceUnavailable."""
+        try:
+            count = json.loads(_read_body(environ) or b"{}")["count"]
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise ValueError
+        except (ValueError, TypeError, KeyError):
+            body = b'expected {"count": <int >= 0>}\n'
+            return _respond(environ, start_response, 400, "text/plain", body)
+        return _json(environ, start_response, self.cdn.set_fail(count))
+
+    def _cloudfront_request(self, environ, start_response, rate):
+        """CreateInvalidation is the emulator's; moto answers the rest, with invalidations due."""
+        self.cdn.settle()  # GetInvalidation and ListInvalidations then say Completed in time
+        match = INVALIDATION_API.match(environ.get("PATH_INFO", ""))
+        if match is None or environ.get("REQUEST_METHOD") != "POST":
+            return self.app(environ, start_response)
+        body = _read_body(environ)
+        fault = "ServiceUnavailable" if self.cdn.take_fault() else None
+        if fault is None:
+            fault = (self.chaos.draw(rate, list(CLOUDFRONT_FAULTS)) or (None,))[0]
+        if fault:
+            status, _, message = CLOUDFRONT_FAULTS[fault]
+            return _cloudfront_error(environ, start_response, status, fault, message)
+        account, dist_id = Caller(environ).account, unquote(match.group(1))
+        try:
+            if dist_id not in cloudfront_backends[account]["aws"].distributions:
+                message = "The specified distribution does not exist."
+                raise CloudFrontError(404, "NoSuchDistribution", message)
+            paths, reference = parse_invalidation_batch(body)
+            invalidation = self.cdn.invalidate(account, dist_id, paths, reference)
+        except CloudFrontError as e:
+            return _cloudfront_error(environ, start_response, e.status, e.code, e.message)
+        headers = [("Location", invalidation.location), ("x-amzn-RequestId", str(uuid.uuid4()))]
+        body = invalidation_xml(invalidation)
+        return _respond(environ, start_response, 201, "text/xml", body, headers)
 
     def _apply(self, environ, start_response):
         """moto answers the request, under the lock that makes DynamoDB writes atomic."""
@@ -705,12 +1188,13 @@ def main():
         raise SystemExit(f"JOIP_EMULATOR_CHAOS={rate} is not a fraction between 0 and 1")
     chaos = Chaos(rate, _env_number("JOIP_EMULATOR_CHAOS_SEED", 0, int))
     txn_ms = max(_env_number("JOIP_EMULATOR_TXN_MS", 10.0, float), 0.0)
+    cdn = Cdn(max(_env_number("JOIP_EMULATOR_INVALIDATION_MS", 300.0, float), 0.0))
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
         args.port,
-        Emulator(app, chaos, txn_ms),
+        Emulator(app, chaos, txn_ms, cdn),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -27,6 +27,9 @@ SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template 
 log "openapi.yaml: openapi-spec-validator"
 openapi-spec-validator --schema 3.1 openapi.yaml
 
+log "emulator CDN: tools/tests/emulator_cdn_test.py"
+"$VENV/bin/python" -m unittest -v tools/tests/emulator_cdn_test.py
+
 log "building"
 cargo build --quiet --workspace --all-targets
 
