@@ -31,6 +31,10 @@ by DynamoDB's documented rules. moto itself still refuses items over 405,000 byt
 (which skips list and map overheads and counts numbers as their text): that is what bounds
 UpdateItem results, which cannot be sized before they are applied.
 
+S3 event notifications as S3 sends them. moto's omit `userIdentity`, `requestParameters`,
+`responseElements` and the object's `sequencer`, which every notification S3 delivers carries (and
+which typed event parsers, aws_lambda_events' `S3EventRecord` among them, require): they are added.
+
 Chaos. A seeded fraction of DynamoDB and S3 data-plane requests answer a fault without applying
 anything: DynamoDB ThrottlingException, ProvisionedThroughputExceededException, InternalServerError
 and, for writes, TransactionConflict; S3 503 SlowDown and 500 InternalError; CloudFront
@@ -129,6 +133,7 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.s3 import notifications as s3_notifications
 from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
@@ -1164,6 +1169,25 @@ def _transact_write_items(self, transact_items):
         _restore(named)
         raise
 
+
+_moto_s3_event = s3_notifications._get_s3_event
+
+
+def _s3_event(event_name, bucket, key, notification_id):
+    """moto's notification, completed with the fields every S3 notification carries."""
+    event = _moto_s3_event(event_name, bucket, key, notification_id)
+    for record in event["Records"]:
+        record.setdefault("userIdentity", {"principalId": "AWS:AIDAJOIPEMULATOR"})
+        record.setdefault("requestParameters", {"sourceIPAddress": "127.0.0.1"})
+        record.setdefault(
+            "responseElements",
+            {"x-amz-request-id": uuid.uuid4().hex[:16].upper(), "x-amz-id-2": uuid.uuid4().hex},
+        )
+        record["s3"]["object"].setdefault("sequencer", f"{time.time_ns():X}")
+    return event
+
+
+s3_notifications._get_s3_event = _s3_event
 
 _moto_transact_write_items = DynamoDBBackend.transact_write_items
 dynamodb_models.copy = _CopyButNotTables()
