@@ -26,7 +26,10 @@ log "building (the first build compiles the AWS SDK: a few minutes)"
 cargo build --quiet --workspace --bins
 ADMIN="$ROOT/target/debug/joip-admin"
 log "creating the table, buckets and queue"
-"$ADMIN" local init >/dev/null
+"$ADMIN" local init >.local/init.json
+# The emulator's CDN (invalidated on every removal; communityUrl points at it).
+JOIP_CDN_DISTRIBUTION_ID=$(python3 -c 'import json; print(json.load(open(".local/init.json"))["distributionId"] or "")')
+[ -n "$JOIP_CDN_DISTRIBUTION_ID" ] && export JOIP_CDN_DISTRIBUTION_ID
 log "seeding demo data"
 "$ADMIN" local seed >.local/demo.json
 
@@ -41,7 +44,10 @@ GIF=$(demo gifMediaId)
 CODE=$(demo gifShareCode)
 
 log "running the save reaper every minute (as EventBridge runs save-reaper; log: .local/reaper.log)"
-( while sleep 60; do "$ADMIN" saves reap >>.local/reaper.log 2>&1 || true; done ) &
+( while sleep 60; do
+  "$ADMIN" saves reap >>.local/reaper.log 2>&1 || true
+  "$ADMIN" community sweep >>.local/reaper.log 2>&1 || true
+done ) &
 
 log "starting the API on $BASE (log below)"
 cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &

@@ -1,6 +1,7 @@
 //! The dependencies every handler shares, built once per process.
 
 use crate::blob::Blob;
+use crate::cdn::Cdn;
 use crate::config::{Config, ConfigError};
 use crate::domain::Clock;
 use crate::store::Store;
@@ -15,6 +16,8 @@ pub struct App {
     pub store: Store,
     /// The buckets.
     pub blob: Blob,
+    /// The CDN in front of the community objects.
+    pub cdn: Cdn,
     /// The time (the system's; tests set their own).
     pub clock: Clock,
 }
@@ -67,6 +70,10 @@ impl App {
         Self {
             store: Store::new(db, config.table.clone(), config.id_block),
             blob: Blob::new(s3, sdk, config.endpoint_url.clone()),
+            cdn: Cdn::new(
+                aws_sdk_cloudfront::Client::new(sdk),
+                config.cdn_distribution_id.clone(),
+            ),
             config,
             clock: Clock::system(),
         }

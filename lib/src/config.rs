@@ -56,6 +56,9 @@ pub const DEFAULT_LINK_TTL_S: u64 = 300;
 pub const DEFAULT_WATERMARK_MAX_PIXELS: u64 = 50_000_000;
 /// Largest staged file the watermark function reads.
 pub const DEFAULT_WATERMARK_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest file shared to the community as is (GIFs, videos, generated media); upload images
+/// are held to the watermark function's limit.
+pub const DEFAULT_COMMUNITY_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
@@ -68,6 +71,9 @@ pub struct Config {
     pub user_media_bucket: String,
     /// Base URL that community objects are served from (no trailing slash).
     pub public_base_url: String,
+    /// The CloudFront distribution serving them, invalidated on every removal
+    /// (`JOIP_CDN_DISTRIBUTION_ID`; locally the emulator's CDN, `joip-admin local init` makes it).
+    pub cdn_distribution_id: Option<String>,
     /// Set only by the local stack: dev tokens are accepted and logs are pretty.
     pub local: Option<LocalMode>,
     /// Secret that pagination keys are derived from (see [`Config::cursor_key`]); only the
@@ -95,6 +101,8 @@ pub struct Config {
     pub watermark_max_pixels: u64,
     /// See [`DEFAULT_WATERMARK_MAX_BYTES`].
     pub watermark_max_bytes: u64,
+    /// See [`DEFAULT_COMMUNITY_MAX_BYTES`].
+    pub community_max_bytes: u64,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -170,10 +178,14 @@ impl Config {
         };
         let endpoint_url = get("AWS_ENDPOINT_URL");
         let general_bucket = setting("JOIP_GENERAL_BUCKET", local::GENERAL_BUCKET)?;
-        let default_public = format!(
-            "{}/{general_bucket}",
-            endpoint_url.as_deref().unwrap_or(local::ENDPOINT)
-        );
+        let cdn_distribution_id = get("JOIP_CDN_DISTRIBUTION_ID");
+        // Locally the emulator serves the distribution (a CDN that caches, as CloudFront does)
+        // at this path; without one, the bucket's own object URLs.
+        let endpoint = endpoint_url.as_deref().unwrap_or(local::ENDPOINT);
+        let default_public = match &cdn_distribution_id {
+            Some(id) => format!("{endpoint}/_joip/cdn/{id}"),
+            None => format!("{endpoint}/{general_bucket}"),
+        };
         let number = |key: &str, default: u64| -> Result<u64, ConfigError> {
             get(key).map_or(Ok(default), |v| {
                 v.parse::<u64>()
@@ -189,6 +201,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
             general_bucket,
+            cdn_distribution_id,
             // Locally the dev secret stands in (the derived keys differ from the token key).
             cursor_secret: get("JOIP_CURSOR_SECRET")
                 .map(|s| SecretSlice::from(s.into_bytes()))
@@ -210,6 +223,7 @@ impl Config {
                 DEFAULT_WATERMARK_MAX_PIXELS,
             )?,
             watermark_max_bytes: number("JOIP_WATERMARK_MAX_BYTES", DEFAULT_WATERMARK_MAX_BYTES)?,
+            community_max_bytes: number("JOIP_COMMUNITY_MAX_BYTES", DEFAULT_COMMUNITY_MAX_BYTES)?,
         })
     }
 }

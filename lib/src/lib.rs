@@ -8,6 +8,7 @@
 pub mod app;
 pub mod auth;
 pub mod blob;
+pub mod cdn;
 pub mod config;
 pub mod domain;
 pub mod error;

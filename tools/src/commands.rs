@@ -124,6 +124,9 @@ pub enum MediaCmd {
 pub enum CommunityCmd {
     /// Show a community media record.
     Show { community_media_id: String },
+    /// Finish every owed removal of a public object (delete, CDN invalidation) that its remover
+    /// left: what the scheduled reaper does each minute.
+    Sweep,
 }
 
 #[derive(Subcommand)]
@@ -433,7 +436,13 @@ pub async fn media(app: &App, cmd: MediaCmd) -> Result<Value> {
 }
 
 pub async fn community(app: &App, cmd: CommunityCmd) -> Result<Value> {
-    let CommunityCmd::Show { community_media_id } = cmd;
+    let community_media_id = match cmd {
+        CommunityCmd::Show { community_media_id } => community_media_id,
+        CommunityCmd::Sweep => {
+            let swept = joip::service::unpublish::sweep(app, 0).await?;
+            return Ok(serde_json::to_value(swept)?);
+        }
+    };
     let id = positive(&community_media_id, "community media id")?;
     let c = app
         .store

@@ -246,12 +246,25 @@ async fn init(target: &Target, queue: &str) -> Result<Value> {
         .send()
         .await
         .context("wiring the staging prefix to the queue")?;
+    // The CDN in front of the community objects (the emulator's, caching as CloudFront does):
+    // the functions invalidate it on every removal (JOIP_CDN_DISTRIBUTION_ID, which the scripts
+    // take from this answer), and communityUrl points at it.
+    let region = target.sdk.region().map_or("us-east-1", |r| r.as_ref());
+    let cloudfront = aws_sdk_cloudfront::Client::new(&target.sdk);
+    // An emulator without CloudFront's API (LocalStack's community edition) has no CDN: the
+    // objects are then read from the bucket, and nothing caches them.
+    let distribution =
+        joip::cdn::ensure_local_distribution(&cloudfront, &app.config.general_bucket, region)
+            .await
+            .inspect_err(|e| eprintln!("joip-admin: no CDN on this emulator ({e}); community objects are served from the bucket"))
+            .ok();
     Ok(json!({
         "table": app.config.table,
         "generalBucket": app.config.general_bucket,
         "userMediaBucket": app.config.user_media_bucket,
         "queueUrl": queue_url,
         "deadLetterQueueUrl": dlq_url,
+        "distributionId": distribution,
     }))
 }
 

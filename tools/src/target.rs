@@ -76,6 +76,7 @@ impl Target {
             general_bucket: get("GeneralBucketName")?,
             user_media_bucket: get("UserMediaBucketName")?,
             public_base_url: get("CommunityBaseUrl")?,
+            cdn_distribution_id: Some(get("DistributionId")?),
             local: None,
             // The CLI never lists pages, so it needs no cursor secret.
             cursor_secret: None,
@@ -90,6 +91,7 @@ impl Target {
             link_ttl_s: joip::config::DEFAULT_LINK_TTL_S,
             watermark_max_pixels: joip::config::DEFAULT_WATERMARK_MAX_PIXELS,
             watermark_max_bytes: joip::config::DEFAULT_WATERMARK_MAX_BYTES,
+            community_max_bytes: joip::config::DEFAULT_COMMUNITY_MAX_BYTES,
         };
         Ok(Self {
             app: App::new(config, &sdk),

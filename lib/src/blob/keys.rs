@@ -76,6 +76,14 @@ pub fn staging_for(community_key: &str) -> String {
     )
 }
 
+/// The public key whose source is staged at `staging_key` (the inverse of [`staging_for`]).
+pub fn community_for_staging(staging_key: &str) -> String {
+    format!(
+        "{COMMUNITY_PREFIX}{}",
+        staging_key.trim_start_matches(STAGING_PREFIX)
+    )
+}
+
 /// The community record a staging key belongs to: `staging/aa/bb/{id}-{unique}.{ext}`.
 pub fn staging_record_id(staging_key: &str) -> Option<u64> {
     let name = staging_key
@@ -126,6 +134,10 @@ mod tests {
         assert_eq!(
             staging_for("community/9a/e1/17-ee8b2b3b918d.png"),
             "staging/9a/e1/17-ee8b2b3b918d.png"
+        );
+        assert_eq!(
+            community_for_staging("staging/9a/e1/17-ee8b2b3b918d.png"),
+            "community/9a/e1/17-ee8b2b3b918d.png"
         );
     }
 

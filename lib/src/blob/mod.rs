@@ -18,6 +18,10 @@ pub const COPY_PART_SIZE: u64 = 512 * 1024 * 1024;
 const PART_CONCURRENCY: usize = 8;
 /// Parallel deletes when a prefix is emptied.
 const DELETE_CONCURRENCY: usize = 16;
+/// `Cache-Control` of every public object. Browsers keep it minutes (they cannot be invalidated:
+/// an unshare is gone from them within `max-age`); the CDN keeps it long (`s-maxage`) and is
+/// invalidated on every removal. A key is never reused, so a cached object never goes stale.
+pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=300, s-maxage=31536000";
 
 /// An S3 operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +35,9 @@ pub struct BlobError {
     /// No retry can fix it: the source object is missing or refused to us, or S3 rejects the
     /// request itself. A copy that fails so must be rolled back, never retried forever.
     pub permanent: bool,
+    /// The object does not exist (or no longer has the ETag asked for). `AccessDenied` is not
+    /// missing: it is a policy or key mistake, never taken as "already processed".
+    pub missing: bool,
 }
 
 impl BlobError {
@@ -47,6 +54,24 @@ impl BlobError {
             key: key.into(),
             source: err.into(),
             permanent,
+            missing: false,
+        }
+    }
+
+    fn from_sdk<E>(
+        op: &'static str,
+        bucket: &str,
+        key: &str,
+        err: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let permanent = source_gone(&err);
+        let missing = object_missing(&err);
+        Self {
+            missing,
+            ..Self::new(op, bucket, key, err, permanent)
         }
     }
 }
@@ -64,6 +89,37 @@ fn source_gone<E: ProvideErrorMetadata>(
         code,
         Some("NoSuchKey" | "NotFound" | "AccessDenied" | "InvalidObjectState" | "NoSuchVersion")
     ) || (code.is_none() && matches!(status, Some(403 | 404)))
+}
+
+/// Whether S3 said the object (or the version or ETag asked for) is not there. A bucket that is
+/// missing is a deployment fault, not a missing object.
+fn object_missing<E: ProvideErrorMetadata>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    let code = err.code();
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    matches!(code, Some("NoSuchKey" | "NotFound" | "PreconditionFailed"))
+        || (code.is_none() && matches!(status, Some(404 | 412)))
+}
+
+/// The first bytes of an object and what S3 says of the whole.
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// Up to the number of bytes asked for.
+    pub bytes: Vec<u8>,
+    /// The object's whole size, from `Content-Range`.
+    pub size: u64,
+    /// Its ETag (quoted), to copy exactly these bytes later (`CopySourceIfMatch`).
+    pub e_tag: String,
+}
+
+/// An object read no further than a limit.
+#[derive(Clone, Debug)]
+pub enum Bounded {
+    /// The whole object, within the limit.
+    Whole(Vec<u8>),
+    /// Larger than the limit: its size (nothing past the limit was read).
+    TooLarge(u64),
 }
 
 /// What S3 lists for an object: enough to tell a finished copy from a missing or partial one.
@@ -127,30 +183,59 @@ impl Blob {
         dst_key: &str,
         size: Option<u64>,
     ) -> Result<(), BlobError> {
+        self.copy_as(src_bucket, src_key, dst_bucket, dst_key, size, None)
+            .await
+    }
+
+    /// Copies `src` to a public `dst` served as exactly what it is: `content_type` (from the
+    /// bytes), [`PUBLIC_CACHE_CONTROL`], and none of the source's metadata, disposition or
+    /// uploader-given type (`MetadataDirective=REPLACE`).
+    pub async fn copy_public(
+        &self,
+        (src_bucket, src_key): (&str, &str),
+        (dst_bucket, dst_key): (&str, &str),
+        size: Option<u64>,
+        content_type: &str,
+    ) -> Result<(), BlobError> {
+        let public = Some(content_type);
+        self.copy_as(src_bucket, src_key, dst_bucket, dst_key, size, public)
+            .await
+    }
+
+    async fn copy_as(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        size: Option<u64>,
+        public: Option<&str>,
+    ) -> Result<(), BlobError> {
         if size.is_some_and(|s| s > self.single_copy_limit) {
             return self
-                .copy_multipart(src_bucket, src_key, dst_bucket, dst_key)
+                .copy_multipart(src_bucket, src_key, dst_bucket, dst_key, public)
                 .await;
         }
-        let copied = self
+        let mut request = self
             .s3
             .copy_object()
             .copy_source(copy_source(src_bucket, src_key))
             .bucket(dst_bucket)
-            .key(dst_key)
-            .send()
-            .await;
-        match copied {
+            .key(dst_key);
+        if let Some(content_type) = public {
+            request = request
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .content_type(content_type)
+                .cache_control(PUBLIC_CACHE_CONTROL);
+        }
+        match request.send().await {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("InvalidRequest") && size.is_none() => {
                 // "The specified copy source is larger than the maximum allowable size".
-                self.copy_multipart(src_bucket, src_key, dst_bucket, dst_key)
+                self.copy_multipart(src_bucket, src_key, dst_bucket, dst_key, public)
                     .await
             }
-            Err(e) => {
-                let permanent = source_gone(&e);
-                Err(BlobError::new("copy", src_bucket, src_key, e, permanent))
-            }
+            Err(e) => Err(BlobError::from_sdk("copy", src_bucket, src_key, e)),
         }
     }
 
@@ -160,6 +245,7 @@ impl Blob {
         src_key: &str,
         dst_bucket: &str,
         dst_key: &str,
+        public: Option<&str>,
     ) -> Result<(), BlobError> {
         let head = self
             .s3
@@ -168,17 +254,17 @@ impl Blob {
             .key(src_key)
             .send()
             .await
-            .map_err(|e| {
-                let permanent = source_gone(&e);
-                BlobError::new("head", src_bucket, src_key, e, permanent)
-            })?;
+            .map_err(|e| BlobError::from_sdk("head", src_bucket, src_key, e))?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
+        // A multipart copy never carries the source's metadata; a public one gets its headers.
+        let content_type = public.or(head.content_type()).map(str::to_string);
         let upload = self
             .s3
             .create_multipart_upload()
             .bucket(dst_bucket)
             .key(dst_key)
-            .set_content_type(head.content_type().map(str::to_string))
+            .set_content_type(content_type)
+            .set_cache_control(public.map(|_| PUBLIC_CACHE_CONTROL.to_string()))
             .send()
             .await
             .map_err(|e| BlobError::new("start multipart copy", dst_bucket, dst_key, e, false))?;
@@ -207,10 +293,7 @@ impl Blob {
                         .copy_source_range(format!("bytes={start}-{end}"))
                         .send()
                         .await
-                        .map_err(|e| {
-                            let permanent = source_gone(&e);
-                            BlobError::new("copy part", src_bucket, src_key, e, permanent)
-                        })?;
+                        .map_err(|e| BlobError::from_sdk("copy part", src_bucket, src_key, e))?;
                     Ok(CompletedPart::builder()
                         .part_number(number)
                         .set_e_tag(
@@ -310,8 +393,9 @@ impl Blob {
         }
     }
 
-    /// The first `n` bytes of an object (all of it if shorter).
-    pub async fn get_range(&self, bucket: &str, key: &str, n: u64) -> Result<Vec<u8>, BlobError> {
+    /// The first `n` bytes of an object (all of it if shorter), with its size and ETag: one
+    /// ranged GET.
+    pub async fn get_range(&self, bucket: &str, key: &str, n: u64) -> Result<Head, BlobError> {
         let out = self
             .s3
             .get_object()
@@ -320,16 +404,39 @@ impl Blob {
             .range(format!("bytes=0-{}", n.max(1) - 1))
             .send()
             .await
-            .map_err(|e| {
-                let permanent = source_gone(&e);
-                BlobError::new("get range", bucket, key, e, permanent)
-            })?;
+            .map_err(|e| BlobError::from_sdk("get range", bucket, key, e))?;
+        let e_tag = out.e_tag().unwrap_or_default().to_string();
+        let length = out.content_length().unwrap_or(0).max(0) as u64;
+        // "bytes 0-63/12345"; an empty object has no range.
+        let size = (out.content_range())
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|total| total.parse().ok())
+            .unwrap_or(length);
         let body = out
             .body
             .collect()
             .await
             .map_err(|e| BlobError::new("read", bucket, key, e, false))?;
-        Ok(body.into_bytes().to_vec())
+        Ok(Head {
+            bytes: body.into_bytes().to_vec(),
+            size,
+            e_tag,
+        })
+    }
+
+    /// An object, read no further than `max` bytes and one more: a larger object is
+    /// `TooLarge` without being read (a ranged GET, so memory stays bounded whatever the size).
+    pub async fn get_bounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        max: u64,
+    ) -> Result<Bounded, BlobError> {
+        let head = self.get_range(bucket, key, max.saturating_add(1)).await?;
+        if head.size > max || head.bytes.len() as u64 > max {
+            return Ok(Bounded::TooLarge(head.size));
+        }
+        Ok(Bounded::Whole(head.bytes))
     }
 
     /// A presigned GET of an object, valid for `ttl`.
@@ -429,21 +536,21 @@ impl Blob {
         Ok(())
     }
 
-    /// Stores a public, immutable object (`Cache-Control` for CDNs and browsers).
+    /// Stores a public object, served as exactly what it is: `content_type` from its bytes,
+    /// [`PUBLIC_CACHE_CONTROL`], no disposition, no user metadata.
     pub async fn put_public(
         &self,
         bucket: &str,
         key: &str,
         bytes: Vec<u8>,
         content_type: &str,
-        cache_control: &str,
     ) -> Result<(), BlobError> {
         self.s3
             .put_object()
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
-            .cache_control(cache_control)
+            .cache_control(PUBLIC_CACHE_CONTROL)
             .body(ByteStream::from(bytes))
             .send()
             .await
@@ -460,10 +567,7 @@ impl Blob {
             .key(key)
             .send()
             .await
-            .map_err(|e| {
-                let permanent = source_gone(&e);
-                BlobError::new("get", bucket, key, e, permanent)
-            })?;
+            .map_err(|e| BlobError::from_sdk("get", bucket, key, e))?;
         let body = out
             .body
             .collect()

@@ -8,3 +8,4 @@ pub mod rounds;
 pub mod save_session;
 pub mod sessions;
 pub mod share;
+pub mod unpublish;

@@ -4,8 +4,10 @@
 //! crash between publishing and marking all end in one public object for one `ready` record, or
 //! in none.
 
-use crate::blob::keys::{staging_record_id, COMMUNITY_PREFIX};
+use crate::blob::keys::{community_for_staging, staging_record_id, COMMUNITY_PREFIX};
+use crate::blob::Bounded;
 use crate::error::{BoxError, Report};
+use crate::service::unpublish;
 use crate::store::items::{CommunityMediaItem, CommunityStatus};
 use crate::store::Written;
 use crate::watermark::{stamp, Limits, WatermarkError};
@@ -13,8 +15,6 @@ use crate::App;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-/// `Cache-Control` of published community objects: a key is never reused, so they never change.
-pub const PUBLIC_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 /// Rounds of read-decide-write against concurrent retags before the message is retried.
 const ROUNDS: usize = 8;
 
@@ -61,10 +61,24 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         app.blob.delete(general, key).await.map_err(transient)?;
         return Ok(Processed::Skipped);
     }
-    let original = match app.blob.get(general, key).await {
-        Ok(bytes) => bytes,
+    // Never more than the limit and one byte: a huge file is refused by its size, unread.
+    let original = match app
+        .blob
+        .get_bounded(general, key, app.config.watermark_max_bytes)
+        .await
+    {
+        Ok(Bounded::Whole(bytes)) => bytes,
+        Ok(Bounded::TooLarge(size)) => {
+            let why = WatermarkError::TooLarge(format!(
+                "{size} bytes, the limit is {}",
+                app.config.watermark_max_bytes
+            ));
+            return fail(app, &record, key, &why).await;
+        }
         // Gone: a concurrent delivery finished it (its record says so on the next delivery).
-        Err(e) if e.permanent => return Ok(Processed::Skipped),
+        Err(e) if e.missing => return Ok(Processed::Skipped),
+        // AccessDenied included: a policy or key mistake is retried, then dead-lettered and
+        // alarmed, never taken for "already processed".
         Err(e) => return Err(transient(e)),
     };
     let limits = Limits {
@@ -84,13 +98,7 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         return Err(transient(format!("record {id} expects a non-public key")));
     }
     app.blob
-        .put_public(
-            general,
-            &record.key,
-            stamped.bytes,
-            stamped.mime,
-            PUBLIC_CACHE_CONTROL,
-        )
+        .put_public(general, &record.key, stamped.bytes, stamped.mime)
         .await
         .map_err(transient)?;
     let mut current = record;
@@ -115,13 +123,10 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
                     app.blob.delete(general, key).await.map_err(transient)?;
                     return Ok(Processed::Skipped);
                 }
-                // Unshared while we worked: leave nothing public behind.
+                // Unshared while we worked: leave nothing public behind, at the edge either
+                // (its URL was known while it was pending).
                 _ => {
-                    app.blob
-                        .delete(general, &current.key)
-                        .await
-                        .map_err(transient)?;
-                    app.blob.delete(general, key).await.map_err(transient)?;
+                    withdraw(app, &current.key, key).await?;
                     return Ok(Processed::Skipped);
                 }
             },
@@ -133,7 +138,10 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
 /// How long a staged object may wait for its record: a share copies the object before it writes
 /// the record, and S3 can notify in between. Past this, a staged object without a record is an
 /// orphan (its share was undone or died) and is removed.
-pub const STAGING_GRACE_S: i64 = 15 * 60;
+/// Shorter than the queue's first redelivery (its visibility timeout, 180 s in template.yaml),
+/// so an orphan is removed on its second delivery, long before the message could reach the
+/// dead-letter queue; far longer than a share takes to write its record (its 29 s budget).
+pub const STAGING_GRACE_S: i64 = 120;
 
 /// Whether a staged object written at `written_s` (if S3 said) with no record is an orphan at
 /// `now_s`, rather than the source of a share still writing its record.
@@ -141,10 +149,23 @@ pub fn is_orphan(now_s: i64, written_s: Option<i64>) -> bool {
     written_s.is_none_or(|written| now_s - written >= STAGING_GRACE_S)
 }
 
-/// No record (yet) for a staged object: retried while the share that staged it may still be
-/// writing it, removed as an orphan after [`STAGING_GRACE_S`].
+/// No record (yet) for a staged object. A public object at its key is an orphan of an unshare
+/// that raced a publish (no record means nothing may be public): withdrawn at once, at the edge
+/// too. The staged object is retried while the share that staged it may still be writing its
+/// record, and removed as an orphan after [`STAGING_GRACE_S`].
 async fn missing_record(app: &App, key: &str) -> Result<Processed, Transient> {
     let general = &app.config.general_bucket;
+    let public = community_for_staging(key);
+    if app
+        .blob
+        .head(general, &public)
+        .await
+        .map_err(transient)?
+        .is_some()
+    {
+        withdraw(app, &public, key).await?;
+        return Ok(Processed::Skipped);
+    }
     let Some(object) = app.blob.head(general, key).await.map_err(transient)? else {
         return Ok(Processed::Skipped); // unshared: the unshare removed it already
     };
@@ -155,6 +176,22 @@ async fn missing_record(app: &App, key: &str) -> Result<Processed, Transient> {
     }
     app.blob.delete(general, key).await.map_err(transient)?;
     Ok(Processed::Skipped)
+}
+
+/// Takes back what this run may have published for a record that is gone: its public object
+/// (deleted and invalidated on the CDN) and the staged source, through the unpublish outbox so
+/// that a failure now is finished by the next delivery or the sweep.
+async fn withdraw(app: &App, public_key: &str, staging_key: &str) -> Result<(), Transient> {
+    let general = &app.config.general_bucket;
+    let now = app.clock.now_millis();
+    let owed = [
+        unpublish::owe(general, public_key, true, now),
+        unpublish::owe(general, staging_key, false, now),
+    ];
+    app.store.owe_unpublish(&owed).await.map_err(transient)?;
+    unpublish::drain(app, &owed).await.map_err(transient)?;
+    tracing::warn!(key = %public_key, "withdrew an object published for a record that is gone");
+    Ok(())
 }
 
 async fn fail(

@@ -4,6 +4,7 @@
 
 use super::items::{
     CommunityMarker, CommunityMediaItem, CommunityStatus, CommunityTagItem, MediaItem,
+    UnpublishItem,
 };
 use super::{
     attr, is_condition_failure, key, keys, n, retry_conflicts, s, to_item, Store, StoreError,
@@ -86,14 +87,16 @@ impl Store {
     }
 
     /// Removes a community copy's records in one transaction (only if the record is still at the
-    /// version read): marker, record, tag items, and the media's community state. The objects are
-    /// the caller's to delete first.
+    /// version read): marker, record, tag items, and the media's community state; and in the same
+    /// transaction owes the removal of its objects (`owed`: the unpublish outbox), so nothing
+    /// public is ever left that no item names.
     /// `media` is the original as the caller just read it, `None` if it is gone (community copies
     /// outlive it); its community state is updated only if it still exists.
     pub async fn remove_community(
         &self,
         media: Option<&MediaItem>,
         record: &CommunityMediaItem,
+        owed: &[UnpublishItem],
     ) -> Result<Written, StoreError> {
         const OP: &str = "remove community record";
         let mut items = vec![
@@ -128,6 +131,9 @@ impl Store {
                     )
                     .build(),
             );
+        }
+        for owed in owed {
+            items.push(self.put_op(to_item(OP, owed)?));
         }
         self.write(OP, items).await
     }

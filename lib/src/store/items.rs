@@ -424,3 +424,27 @@ pub struct MediaPathItem {
     /// The user media record's id.
     pub media_id: MediaId,
 }
+
+/// An owed removal (the unpublish outbox): written in the transaction that removes what named the
+/// object, done (object deleted, CDN path invalidated) right after by the remover and, if it
+/// died or CloudFront was busy, by the reaper's sweep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpublishItem {
+    /// Partition key (see `keys::unpublish`).
+    pub pk: String,
+    /// Sort key.
+    pub sk: String,
+    /// The object's bucket.
+    pub bucket: String,
+    /// The object's key.
+    pub key: String,
+    /// Whether the CDN may hold it (public keys); staged sources are only deleted.
+    pub invalidate: bool,
+    /// When the removal was owed (epoch milliseconds).
+    pub created_at_ms: i64,
+    /// GSI1 partition: the sweep's queue shard.
+    pub gsi1pk: String,
+    /// GSI1 sort key: when it was owed, so the sweep takes the oldest first.
+    pub gsi1sk: String,
+}

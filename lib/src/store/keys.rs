@@ -155,3 +155,20 @@ pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u32 {
 pub fn lease_sort(until_ms: i64) -> String {
     format!("{:015}", until_ms.max(0))
 }
+
+/// `UNPUBLISH#{bucket}/{key}`: an object whose removal (delete, then CDN invalidation) is owed.
+pub fn unpublish(bucket: &str, key: &str) -> String {
+    format!("UNPUBLISH#{bucket}/{key}")
+}
+/// Sort key of an owed removal.
+pub const UNPUBLISH: &str = "UNPUBLISH";
+/// Shards of the sparse index of owed removals (the sweep reads them all).
+pub const UNPUBLISH_SHARDS: u32 = 8;
+/// GSI1 partition of owed removals, shard `shard`.
+pub fn unpublish_queue(shard: u32) -> String {
+    format!("UNPUBLISH#QUEUE#{shard}")
+}
+/// GSI1 shard of an owed removal: spread by its key.
+pub fn unpublish_shard(key: &str) -> u32 {
+    stable_hash(key.bytes()) % UNPUBLISH_SHARDS
+}

@@ -11,6 +11,7 @@ mod media;
 mod records;
 mod saves;
 mod share_codes;
+mod unpublish;
 
 use crate::error::BoxError;
 use aws_sdk_dynamodb::error::SdkError;

@@ -95,7 +95,7 @@ async fn record_path(
         .get_range(bucket, file_path, SNIFF_BYTES)
         .await
         .map_err(failed)?;
-    let mime = sniff_mime(&first).unwrap_or("application/octet-stream");
+    let mime = sniff_mime(&first.bytes).unwrap_or("application/octet-stream");
     let id = MediaId(
         app.store
             .ids()

@@ -9,6 +9,7 @@ use crate::blob::keys as object_keys;
 use crate::domain::{normalize_tags, rfc3339_millis, sniff_mime, MediaId, MediaKind, MediaSource};
 use crate::error::AppError;
 use crate::service::rounds::{settle, Round, ROUNDS};
+use crate::service::unpublish;
 use crate::store::ids::counters;
 use crate::store::items::{CommunityMediaItem, CommunityStatus, CommunityTagItem, MediaItem};
 use crate::store::{keys, StoreError, Written};
@@ -20,6 +21,9 @@ pub const POLICY_REQUIRED: &str = "Policy confirmation is required for upload sh
 pub const TAG_REQUIRED: &str = "At least one tag is required for upload sharing";
 /// 400 when the bytes are no format the community may serve (JPEG, PNG, WebP, GIF, video).
 pub const NOT_PUBLISHABLE: &str = "This file type cannot be shared to the community";
+/// 400 when the file is larger than the community takes (`JOIP_COMMUNITY_MAX_BYTES`, or the
+/// watermark limit for upload images).
+pub const TOO_LARGE: &str = "This file is too large to share to the community";
 /// Formats the community copy is watermarked in (the publisher's input).
 pub const WATERMARKABLE: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
 /// Bytes read from an object to tell its format.
@@ -52,15 +56,19 @@ pub fn publishable(
     ))
 }
 
-/// The refusals that need no I/O: an upload image needs the policy confirmation and a tag, and
-/// no copy has more than `max_tags` (counted before the names are checked, so an answer naming
-/// unknown tags names at most this many).
+/// The refusals that need no I/O: no file larger than the community takes (`max_bytes`); an
+/// upload image needs the policy confirmation and a tag; no copy has more than `max_tags`
+/// (counted before the names are checked, so an answer naming unknown tags names at most this
+/// many).
 pub fn check_request(
-    watermark: bool,
+    (watermark, size, max_bytes): (bool, u64, u64),
     policy_agreed: bool,
     tags: &[String],
     max_tags: usize,
 ) -> Result<(), AppError> {
+    if size > max_bytes {
+        return Err(AppError::bad_request(TOO_LARGE));
+    }
     if watermark && !policy_agreed {
         return Err(AppError::bad_request(POLICY_REQUIRED));
     }
@@ -82,15 +90,25 @@ pub async fn plan(
     media: &MediaItem,
     request: &ShareRequest,
 ) -> Result<CommunityPlan, AppError> {
-    let sniffed = app
+    let head = app
         .blob
         .get_range(&app.config.user_media_bucket, &media.file_path, SNIFF_BYTES)
         .await
         .map_err(failed)?;
-    let mime = sniff_mime(&sniffed);
+    let mime = sniff_mime(&head.bytes);
     let (kind, watermark) = publishable(MediaSource::parse(&media.source), mime)?;
     let tags = normalize_tags(&request.tags);
-    check_request(watermark, request.policy_agreed, &tags, app.config.max_tags)?;
+    let max_bytes = if watermark {
+        app.config.watermark_max_bytes
+    } else {
+        app.config.community_max_bytes
+    };
+    check_request(
+        (watermark, head.size, max_bytes),
+        request.policy_agreed,
+        &tags,
+        app.config.max_tags,
+    )?;
     if !tags.is_empty() {
         let canonical = app.store.tags().await.map_err(failed)?;
         let unknown: Vec<&str> = tags
@@ -217,16 +235,25 @@ async fn create(
     };
     let target = staging_key.as_deref().unwrap_or(&key);
     let general = &app.config.general_bucket;
-    let copied = app
-        .blob
-        .copy(
-            &app.config.user_media_bucket,
-            &plan.media.file_path,
-            general,
-            target,
-            Some(plan.media.size),
-        )
-        .await;
+    let source = (
+        app.config.user_media_bucket.as_str(),
+        plan.media.file_path.as_str(),
+    );
+    let copied = match &staging_key {
+        // The publisher reads the staged source and writes the public object itself.
+        Some(staged) => {
+            let size = Some(plan.media.size);
+            app.blob
+                .copy(source.0, source.1, general, staged, size)
+                .await
+        }
+        // Served as what its bytes are: never the uploader's type, disposition or metadata.
+        None => {
+            let size = Some(plan.media.size);
+            let target = (general.as_str(), key.as_str());
+            app.blob.copy_public(source, target, size, &plan.mime).await
+        }
+    };
     if let Err(e) = copied {
         // A copy whose answer was lost may have landed: nothing will ever name our key.
         discard(app, target).await;
@@ -311,22 +338,22 @@ pub async fn remove(app: &App, media_id: MediaId) -> Result<(), StoreError> {
     .map_err(|e| StoreError::Contended { op: e.0 })
 }
 
-/// Deletes a copy's objects, then its records. In this order a failure leaves the records, so a
-/// retry finds the keys again; the other order could leave a public object nothing names any
-/// more, served for good. A publish meanwhile changes the record's version, so the removal is
-/// `Stale` and the caller reads, deletes and removes again.
+/// Removes a copy's records and, in the same transaction, owes the removal of its objects (the
+/// unpublish outbox); then deletes them and invalidates the CDN at once. Whatever that misses,
+/// the sweep finishes: the owed items name the objects until they are gone, so nothing public is
+/// ever left unnamed. A publish meanwhile changes the record's version, so the removal is
+/// `Stale` and the caller reads and removes again.
 async fn remove_record(
     app: &App,
     media: Option<&MediaItem>,
     record: &CommunityMediaItem,
 ) -> Result<Written, StoreError> {
-    for key in std::iter::once(&record.key).chain(&record.staging_key) {
-        app.blob
-            .delete(&record.bucket, key)
-            .await
-            .map_err(|e| StoreError::new("delete community object", e))?;
+    let owed = unpublish::owed_by(record, app.clock.now_millis());
+    let removed = app.store.remove_community(media, record, &owed).await?;
+    if removed == Written::Done {
+        unpublish::drain_now(app, &owed).await;
     }
-    app.store.remove_community(media, record).await
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -363,20 +390,29 @@ mod tests {
     }
 
     #[test]
-    fn upload_images_need_the_policy_and_a_tag_and_no_copy_exceeds_the_tag_limit() {
+    fn the_request_rules_refuse_what_is_too_large_unconfirmed_untagged_or_overtagged() {
         let tags = |n: usize| vec!["solo".to_string(); n];
-        assert!(check_request(true, true, &tags(1), 10).is_ok());
-        assert!(check_request(false, false, &[], 10).is_ok());
+        let (image, other) = ((true, 10, 10), (false, 10, 10));
+        assert!(check_request(image, true, &tags(1), 10).is_ok());
+        assert!(check_request(other, false, &[], 10).is_ok());
         let message =
             |r: Result<(), AppError>| r.unwrap_err().status_and_body().1["message"].clone();
         assert_eq!(
-            message(check_request(true, false, &tags(1), 10)),
+            message(check_request(image, false, &tags(1), 10)),
             POLICY_REQUIRED
         );
-        assert_eq!(message(check_request(true, true, &[], 10)), TAG_REQUIRED);
+        assert_eq!(message(check_request(image, true, &[], 10)), TAG_REQUIRED);
         assert_eq!(
-            message(check_request(false, false, &tags(11), 10)),
+            message(check_request(other, false, &tags(11), 10)),
             "At most 10 tags are allowed"
+        );
+        assert_eq!(
+            message(check_request((false, 11, 10), true, &tags(1), 10)),
+            TOO_LARGE
+        );
+        assert_eq!(
+            message(check_request((true, 11, 10), false, &[], 10)),
+            TOO_LARGE
         );
     }
 }
