@@ -2,7 +2,7 @@
 //! watermarked and marked ready exactly once, whatever the delivery order, duplicates, faults or
 //! a concurrent unshare; what cannot be published fails and is never shown.
 
-mod support;
+use crate::support;
 
 use joip::domain::{MediaSource, UserId};
 use joip::service::watermark::{handle_batch, process_staged, Processed};
@@ -11,7 +11,7 @@ use joip::App;
 use serde_json::{json, Value};
 use support::{read, Event, TestEnv};
 
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
 
 fn event(keys: &[&str]) -> Value {
     let records: Vec<Value> = keys
@@ -256,7 +256,7 @@ async fn a_png_upload_is_published_through_the_fallback_as_png() {
     let env = TestEnv::new().await;
     let user = env.user(0, false).await;
     env.app.store.put_tag("solo", "Solo").await.unwrap();
-    let png = include_bytes!("../../tools/demo/demo-upload.png");
+    let png = include_bytes!("../../../tools/demo/demo-upload.png");
     let media = joip::service::media::upload_media(
         &env.app,
         &user,

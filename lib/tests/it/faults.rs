@@ -7,7 +7,7 @@
 //! reaper first finishes what the copier left): the documented result, charged once, and every
 //! record, marker, tag, code, save, session and object agreeing, nothing orphaned.
 
-mod support;
+use crate::support;
 
 use futures_util::FutureExt;
 use joip::domain::{now_millis, MediaId, MediaSource, SessionId, UserId};
@@ -25,9 +25,9 @@ use support::{
     TestEnv,
 };
 
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
-const PNG: &[u8] = include_bytes!("../../tools/demo/demo-upload.png");
-const LOOP: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
+const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
+const LOOP: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 const SHARE_ROUTE: &str = "/api/media/{id}/share";
 const SHARE_FAILED: [&str; 2] = ["Failed to share media", "Failed to create share link"];
 /// The price of a save in these runs.
