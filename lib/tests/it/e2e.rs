@@ -2,6 +2,7 @@
 //! function binaries at their API paths, against the private emulator.
 
 use crate::support;
+use joip::config::ExposeSecret;
 
 use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
 use joip::domain::{MediaSource, UserId};
@@ -27,7 +28,7 @@ fn token(app: &App, user: &UserId) -> String {
         .as_ref()
         .expect("local mode")
         .dev_token_secret;
-    mint_dev_token(secret, user, DEV_TOKEN_TTL_SECS)
+    mint_dev_token(secret.expose_secret(), user, DEV_TOKEN_TTL_SECS)
 }
 
 fn agent() -> ureq::Agent {

@@ -9,12 +9,12 @@
 
 use crate::support;
 
+use crate::support::handle_batch;
 use futures_util::FutureExt;
 use joip::domain::{now_millis, MediaId, MediaSource, SessionId, UserId};
 use joip::routes::{save_community_session, share_media, share_media_by_path, unshare_media};
 use joip::service::media::upload_media;
 use joip::service::save_session::{reap, Deadline};
-use joip::service::watermark::handle_batch;
 use joip::store::items::SaveState;
 use joip::App;
 use serde_json::{json, Value};
@@ -507,7 +507,7 @@ impl WritePath for Watermark {
     }
 
     async fn send(&self, app: &App, (.., key): &Self::Fixture) -> (u16, Value) {
-        let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+        let body = crate::support::s3_notification(key);
         let event = json!({ "Records": [{ "messageId": "m-1", "body": body.to_string() }] });
         match handle_batch(app, &event).await {
             failures if failures.is_empty() => (200, Value::Null),

@@ -21,6 +21,7 @@
 //! request that reserved an id could not be told from a concurrent test's reservation).
 
 use crate::support;
+use joip::config::ExposeSecret;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine;
@@ -56,7 +57,7 @@ async fn stack() -> App {
 
 fn dev_secret(app: &App) -> Vec<u8> {
     let local = app.config.local.as_ref().expect("local mode");
-    local.dev_token_secret.clone()
+    local.dev_token_secret.expose_secret().to_vec()
 }
 
 fn msg(message: &str) -> Value {
@@ -323,6 +324,7 @@ impl World {
             &alice,
             gif.media_id,
             &ShareRequest {
+                file_path: joip::http::Field::Absent,
                 share_to_community: true,
                 tags: vec![tags[0].clone()],
                 policy_agreed: false,

@@ -126,7 +126,7 @@ impl aws_sdk_dynamodb::config::Intercept for SlowTransactions {
 
 /// The SQS event Lambda would deliver for a new staging object.
 fn staged_event(key: &str) -> Value {
-    let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+    let body = crate::support::s3_notification(key);
     json!({ "Records": [{ "messageId": uuid::Uuid::new_v4().to_string(), "body": body.to_string() }] })
 }
 
@@ -134,7 +134,7 @@ fn staged_event(key: &str) -> Value {
 /// duplicate event, a staged file that is no image (record failed), and an upload unshared while
 /// it was being published (the public object removed again).
 async fn watermark(run: &Run) {
-    use joip::service::watermark::handle_batch;
+    use crate::support::handle_batch;
     let env = &run.env;
     for slug in ["solo", "artistic"] {
         env.app.store.put_tag(slug, slug).await.expect("tag");

@@ -4,8 +4,9 @@
 
 use crate::support;
 
+use crate::support::handle_batch;
 use joip::domain::{MediaSource, UserId};
-use joip::service::watermark::{handle_batch, process_staged, Processed};
+use joip::service::publish::{process_staged, Processed};
 use joip::store::items::CommunityStatus;
 use joip::App;
 use serde_json::{json, Value};
@@ -17,7 +18,7 @@ fn event(keys: &[&str]) -> Value {
     let records: Vec<Value> = keys
         .iter()
         .map(|key| {
-            let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+            let body = crate::support::s3_notification(key);
             json!({ "messageId": format!("m-{key}"), "body": body.to_string() })
         })
         .collect();
