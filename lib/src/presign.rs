@@ -4,7 +4,7 @@
 //! Why not `get_object().presigned()`: it links the whole GetObject operation, and with it the
 //! response-checksum code and crc-fast's tables, for a URL that is pure computation (900 KB of
 //! resolve-shared-media, 14% of it, measured by tools/bench.sh). The URL is the one the SDK
-//! writes, byte for byte (`lib/tests/presign.rs` compares the two).
+//! writes, byte for byte (`lib/tests/it/presign.rs` compares the two).
 
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;

@@ -12,11 +12,12 @@
 mod support;
 
 use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
+use joip::config::ExposeSecret;
 use joip::domain::{MediaId, MediaSource, SessionId, UserId};
 use joip::service::media::upload_media;
+use joip::service::publish::process_staged;
 use joip::service::save_session::{reap, Deadline};
 use joip::service::share::{share_media, ShareRequest};
-use joip::service::watermark::process_staged;
 use joip::App;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -413,7 +414,7 @@ async fn set_up(app: &App) -> World {
         .expect("local mode")
         .dev_token_secret
         .clone();
-    let token = |user: &UserId| mint_dev_token(&secret, user, DEV_TOKEN_TTL_SECS);
+    let token = |user: &UserId| mint_dev_token(secret.expose_secret(), user, DEV_TOKEN_TTL_SECS);
     let kinds: [(&str, &[u8], MediaSource); 6] = [
         ("loop.gif", LOOP, MediaSource::Upload),
         ("photo.png", PNG, MediaSource::Upload),
@@ -434,6 +435,7 @@ async fn set_up(app: &App) -> World {
             if i % 2 == 0 {
                 // Half start in the community, so unshares and deletes meet copies at once.
                 let request = ShareRequest {
+                    file_path: joip::http::Field::Absent,
                     share_to_community: true,
                     tags: vec![TAGS[i % TAGS.len()].to_string()],
                     policy_agreed: true,

@@ -51,7 +51,7 @@ impl TestEnv {
     /// Local-mode settings: dev tokens signed with `secret` are accepted.
     pub async fn local(secret: &[u8]) -> Self {
         Self::with_local(Some(LocalMode {
-            dev_token_secret: secret.to_vec(),
+            dev_token_secret: secret.to_vec().into(),
         }))
         .await
     }
@@ -65,7 +65,7 @@ impl TestEnv {
             user_media_bucket: format!("user-media-{suffix}"),
             public_base_url: format!("{endpoint}/general-{suffix}"),
             local,
-            cursor_secret: Some(b"test-cursor-secret".to_vec()),
+            cursor_secret: Some(b"test-cursor-secret".to_vec().into()),
             endpoint_url: Some(endpoint.clone()),
             copy_concurrency: 8,
             id_block: 4,
@@ -452,4 +452,38 @@ impl aws_sdk_s3::config::Intercept for Latency {
         }
         Ok(())
     }
+}
+
+/// The body of the S3 notification of a new object at `key`, as S3 sends it through SQS (key
+/// URL-encoded by the caller where it needs to be).
+pub fn s3_notification(key: &str) -> Value {
+    json!({ "Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-11-23T15:20:00.000Z",
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": { "principalId": "AWS:AIDAEXAMPLE" },
+        "requestParameters": { "sourceIPAddress": "127.0.0.1" },
+        "responseElements": { "x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8" },
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "staging",
+            "bucket": { "name": "general", "arn": "arn:aws:s3:::general" },
+            "object": { "key": key, "size": 1, "eTag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "0A1B2C3D4E5F678901" }
+        }
+    }]})
+}
+
+/// Hands an SQS batch (its JSON, as Lambda delivers it) to the publisher; the ids it reports as
+/// batch item failures.
+pub async fn handle_batch(app: &App, batch: &Value) -> Vec<String> {
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(batch.clone()).expect("an SQS event");
+    joip::service::publish::handle_batch(app, event)
+        .await
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! The contract (spec/share-media.txt), one community copy per media under real races with the
 //! chaos switch on, unshare leaving nothing behind, and every 4xx changing nothing.
 
-mod support;
+use crate::support;
 
 use joip::domain::{MediaId, MediaSource, UserId};
 use joip::routes::{
@@ -24,10 +24,10 @@ const SHARE_ROUTE: &str = "/api/media/{id}/share";
 const BY_PATH_ROUTE: &str = "/api/user/media/share";
 const RESOLVE_ROUTE: &str = "/api/shared/media/{code}";
 const FEED_ROUTE: &str = "/api/community/media";
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
-const PNG: &[u8] = include_bytes!("../../tools/demo/demo-upload.png");
-const CLIP: &[u8] = include_bytes!("../../tools/demo/demo-clip.mp4");
-const LOOP: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
+const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
+const CLIP: &[u8] = include_bytes!("../../../tools/demo/demo-clip.mp4");
+const LOOP: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 /// Fraction of DynamoDB and S3 calls the emulator fails in the race tests.
 const CHAOS: f64 = 0.1;
 

@@ -20,7 +20,8 @@
 //! make lands on one of those, so it is caught. Not checked: the global id counters (a refused
 //! request that reserved an id could not be told from a concurrent test's reservation).
 
-mod support;
+use crate::support;
+use joip::config::ExposeSecret;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use base64::Engine;
@@ -56,7 +57,7 @@ async fn stack() -> App {
 
 fn dev_secret(app: &App) -> Vec<u8> {
     let local = app.config.local.as_ref().expect("local mode");
-    local.dev_token_secret.clone()
+    local.dev_token_secret.expose_secret().to_vec()
 }
 
 fn msg(message: &str) -> Value {
@@ -313,8 +314,8 @@ impl World {
                     .expect("upload")
             }
         };
-        let png_bytes = include_bytes!("../../tools/demo/demo-upload.png");
-        let gif_bytes = include_bytes!("../../tools/demo/demo-loop.gif");
+        let png_bytes = include_bytes!("../../../tools/demo/demo-upload.png");
+        let gif_bytes = include_bytes!("../../../tools/demo/demo-loop.gif");
         let png = upload(&alice, "photo.png", png_bytes, MediaSource::Upload).await;
         let gif = upload(&alice, "loop.gif", gif_bytes, MediaSource::SmartCaption).await;
         let bob_png = upload(&bob, "bob.png", png_bytes, MediaSource::Upload).await;
@@ -323,6 +324,7 @@ impl World {
             &alice,
             gif.media_id,
             &ShareRequest {
+                file_path: joip::http::Field::Absent,
                 share_to_community: true,
                 tags: vec![tags[0].clone()],
                 policy_agreed: false,
@@ -330,7 +332,7 @@ impl World {
         )
         .await
         .expect("share the gif");
-        let photo = include_bytes!("../../tools/demo/demo-photo.jpg").to_vec();
+        let photo = include_bytes!("../../../tools/demo/demo-photo.jpg").to_vec();
         let community_session = support::community_session(
             &app,
             &alice,
@@ -1719,7 +1721,7 @@ async fn deployed_mode_refuses_dev_tokens_and_trusts_only_the_authorizer() {
     assert!(env.app.config.local.is_none(), "deployed mode");
     let alice = env.user(10, false).await;
     let bob = env.user(10, false).await;
-    let png = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+    let png = include_bytes!("../../../tools/demo/demo-upload.png").to_vec();
     let media = joip::service::media::upload_media(
         &env.app,
         &alice,
@@ -1823,7 +1825,7 @@ async fn deployed_mode_refuses_dev_tokens_and_trusts_only_the_authorizer() {
 async fn what_watch_cannot_deliver_gets_its_documented_answer_in_process() {
     let env = TestEnv::local(b"a-dev-secret-of-some-length").await;
     let alice = env.user(10, false).await;
-    let png = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+    let png = include_bytes!("../../../tools/demo/demo-upload.png").to_vec();
     let media = joip::service::media::upload_media(
         &env.app,
         &alice,

@@ -3,7 +3,7 @@
 //! transaction limits, copiers that die or stall mid-copy, and a source unshared mid-request.
 //! Every test here really races or really injects.
 
-mod support;
+use crate::support;
 
 use joip::domain::{SessionId, UserId};
 use joip::routes::save_community_session::handle;
@@ -18,7 +18,7 @@ use std::time::Duration;
 use support::{community_session, read, upload, Event, FailNthCopy, TestEnv};
 
 const ROUTE: &str = "/api/community/sessions/{id}/save";
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
 /// Fraction of DynamoDB and S3 calls the emulator fails in the chaos tests.
 const CHAOS: f64 = 0.1;
 

@@ -1,7 +1,8 @@
 //! End to end over real HTTP: `cargo lambda watch` (started by tools/test.sh) serving the real
 //! function binaries at their API paths, against the private emulator.
 
-mod support;
+use crate::support;
+use joip::config::ExposeSecret;
 
 use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
 use joip::domain::{MediaSource, UserId};
@@ -27,7 +28,7 @@ fn token(app: &App, user: &UserId) -> String {
         .as_ref()
         .expect("local mode")
         .dev_token_secret;
-    mint_dev_token(secret, user, DEV_TOKEN_TTL_SECS)
+    mint_dev_token(secret.expose_secret(), user, DEV_TOKEN_TTL_SECS)
 }
 
 fn agent() -> ureq::Agent {
@@ -70,7 +71,7 @@ async fn user_media_over_http() {
     let bob = UserId::random();
     app.store.create_user(&alice, 0, false).await.unwrap();
     app.store.create_user(&bob, 0, false).await.unwrap();
-    let png = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+    let png = include_bytes!("../../../tools/demo/demo-upload.png").to_vec();
     let media =
         joip::service::media::upload_media(&app, &alice, "e2e.png", png, MediaSource::Upload, None)
             .await
@@ -112,7 +113,7 @@ async fn save_a_community_session_over_http() {
     let saver = UserId::random();
     app.store.create_user(&owner, 0, false).await.unwrap();
     app.store.create_user(&saver, 5, false).await.unwrap();
-    let photo = include_bytes!("../../tools/demo/demo-photo.jpg").to_vec();
+    let photo = include_bytes!("../../../tools/demo/demo-photo.jpg").to_vec();
     let media = vec![support::upload("p.jpg", photo, Some("hi"))];
     let source = support::community_session(&app, &owner, "over http", media).await;
     let path = format!("/api/community/sessions/{source}/save");
@@ -229,7 +230,7 @@ async fn a_shared_upload_is_published_through_the_queue() {
     let user = UserId::random();
     app.store.create_user(&user, 0, false).await.unwrap();
     app.store.put_tag("solo", "Solo").await.unwrap();
-    let photo = include_bytes!("../../tools/demo/demo-photo.jpg").to_vec();
+    let photo = include_bytes!("../../../tools/demo/demo-photo.jpg").to_vec();
     let media = joip::service::media::upload_media(
         &app,
         &user,

@@ -7,14 +7,14 @@
 //! reaper first finishes what the copier left): the documented result, charged once, and every
 //! record, marker, tag, code, save, session and object agreeing, nothing orphaned.
 
-mod support;
+use crate::support;
 
+use crate::support::handle_batch;
 use futures_util::FutureExt;
 use joip::domain::{now_millis, MediaId, MediaSource, SessionId, UserId};
 use joip::routes::{save_community_session, share_media, share_media_by_path, unshare_media};
 use joip::service::media::upload_media;
 use joip::service::save_session::{reap, Deadline};
-use joip::service::watermark::handle_batch;
 use joip::store::items::SaveState;
 use joip::App;
 use serde_json::{json, Value};
@@ -25,9 +25,9 @@ use support::{
     TestEnv,
 };
 
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
-const PNG: &[u8] = include_bytes!("../../tools/demo/demo-upload.png");
-const LOOP: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
+const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
+const LOOP: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 const SHARE_ROUTE: &str = "/api/media/{id}/share";
 const SHARE_FAILED: [&str; 2] = ["Failed to share media", "Failed to create share link"];
 /// The price of a save in these runs.
@@ -507,7 +507,7 @@ impl WritePath for Watermark {
     }
 
     async fn send(&self, app: &App, (.., key): &Self::Fixture) -> (u16, Value) {
-        let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+        let body = crate::support::s3_notification(key);
         let event = json!({ "Records": [{ "messageId": "m-1", "body": body.to_string() }] });
         match handle_batch(app, &event).await {
             failures if failures.is_empty() => (200, Value::Null),

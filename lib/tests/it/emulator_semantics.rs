@@ -2,7 +2,7 @@
 //! conflict, DynamoDB's limits are enforced, and chaos injects the faults AWS answers under load.
 //! Each test owns its table and buckets; the emulator is shared with every other test.
 
-mod support;
+use crate::support;
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};

@@ -1,7 +1,7 @@
 //! `POST /api/community/sessions/{id}/save` against the emulator: the contract, exactly-once under
 //! real races, and complete-or-rolled-back under injected faults.
 
-mod support;
+use crate::support;
 
 use joip::domain::{SessionId, UserId};
 use joip::routes::save_community_session::handle;
@@ -12,9 +12,9 @@ use std::sync::Arc;
 use support::{read, Event, TestEnv};
 
 const ROUTE: &str = "/api/community/sessions/{id}/save";
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
-const CLIP: &[u8] = include_bytes!("../../tools/demo/demo-clip.mp4");
-const LOOP: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
+const CLIP: &[u8] = include_bytes!("../../../tools/demo/demo-clip.mp4");
+const LOOP: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 
 fn save_request(caller: Option<&UserId>, id: &str) -> lambda_http::Request {
     let mut e = Event::new("POST", ROUTE, &format!("/api/community/sessions/{id}/save"))

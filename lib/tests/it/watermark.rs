@@ -2,22 +2,23 @@
 //! watermarked and marked ready exactly once, whatever the delivery order, duplicates, faults or
 //! a concurrent unshare; what cannot be published fails and is never shown.
 
-mod support;
+use crate::support;
 
+use crate::support::handle_batch;
 use joip::domain::{MediaSource, UserId};
-use joip::service::watermark::{handle_batch, process_staged, Processed};
+use joip::service::publish::{process_staged, Processed};
 use joip::store::items::CommunityStatus;
 use joip::App;
 use serde_json::{json, Value};
 use support::{read, Event, TestEnv};
 
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
 
 fn event(keys: &[&str]) -> Value {
     let records: Vec<Value> = keys
         .iter()
         .map(|key| {
-            let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+            let body = crate::support::s3_notification(key);
             json!({ "messageId": format!("m-{key}"), "body": body.to_string() })
         })
         .collect();
@@ -256,7 +257,7 @@ async fn a_png_upload_is_published_through_the_fallback_as_png() {
     let env = TestEnv::new().await;
     let user = env.user(0, false).await;
     env.app.store.put_tag("solo", "Solo").await.unwrap();
-    let png = include_bytes!("../../tools/demo/demo-upload.png");
+    let png = include_bytes!("../../../tools/demo/demo-upload.png");
     let media = joip::service::media::upload_media(
         &env.app,
         &user,

@@ -31,7 +31,7 @@
 //! handler (or entry point) with `run.app` through every path that calls AWS: success, retries,
 //! rollbacks, refusals. The test fails while template.yaml has a function with no row.
 
-mod support;
+use crate::support;
 
 use joip::domain::{MediaSource, SessionId, UserId};
 use joip::service::sessions::{MediaInput, NewMedia};
@@ -126,7 +126,7 @@ impl aws_sdk_dynamodb::config::Intercept for SlowTransactions {
 
 /// The SQS event Lambda would deliver for a new staging object.
 fn staged_event(key: &str) -> Value {
-    let body = json!({ "Records": [{ "s3": { "object": { "key": key } } }] });
+    let body = crate::support::s3_notification(key);
     json!({ "Records": [{ "messageId": uuid::Uuid::new_v4().to_string(), "body": body.to_string() }] })
 }
 
@@ -134,7 +134,7 @@ fn staged_event(key: &str) -> Value {
 /// duplicate event, a staged file that is no image (record failed), and an upload unshared while
 /// it was being published (the public object removed again).
 async fn watermark(run: &Run) {
-    use joip::service::watermark::handle_batch;
+    use crate::support::handle_batch;
     let env = &run.env;
     for slug in ["solo", "artistic"] {
         env.app.store.put_tag(slug, slug).await.expect("tag");
@@ -205,7 +205,7 @@ async fn watermark(run: &Run) {
     assert!(publish.await.expect("publish").is_empty());
 }
 
-const GIF: &[u8] = include_bytes!("../../tools/demo/demo-loop.gif");
+const GIF: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 
 /// Canonical tags and a user with a GIF (copied as is) and a PNG upload (watermarked).
 async fn sharer(run: &Run) -> (UserId, joip::domain::MediaId, joip::domain::MediaId) {
@@ -404,8 +404,8 @@ async fn community_feed(run: &Run) {
     }
 }
 
-const PHOTO: &[u8] = include_bytes!("../../tools/demo/demo-photo.jpg");
-const PNG: &[u8] = include_bytes!("../../tools/demo/demo-upload.png");
+const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
+const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
 const MIB: u64 = 1024 * 1024;
 
 /// `GET /api/user/media`: an empty list, then pages followed by cursor to the end.

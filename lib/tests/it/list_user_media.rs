@@ -1,6 +1,6 @@
 //! `GET /api/user/media` against the emulator: identity, isolation, ordering, pagination.
 
-mod support;
+use crate::support;
 
 use joip::domain::MediaSource;
 use joip::routes::list_user_media::handle;
@@ -18,7 +18,7 @@ fn list(caller: Option<&str>, query: &[(&str, &str)]) -> lambda_http::Request {
 }
 
 async fn upload(env: &TestEnv, owner: &joip::domain::UserId, name: &str) -> u64 {
-    let png = include_bytes!("../../tools/demo/demo-upload.png").to_vec();
+    let png = include_bytes!("../../../tools/demo/demo-upload.png").to_vec();
     upload_media(&env.app, owner, name, png, MediaSource::Upload, None)
         .await
         .expect("upload")
