@@ -653,6 +653,39 @@ def _origin(distribution):
     return bucket, origin.origin_path.strip("/")
 
 
+def _policy_allows(account, bucket, key):
+    """Whether the bucket's policy lets the distribution read `key`. With origin access control,
+    CloudFront reads only what the bucket policy grants it (template.yaml: community/* alone), and
+    S3 refuses the rest, so neither is served: statements that Allow s3:GetObject on a resource
+    matching the key count, whoever their principal (locally the policy grants everyone)."""
+    try:
+        raw = s3_backends[account]["aws"].get_bucket(bucket).policy
+    except Exception:  # noqa: BLE001 - no bucket
+        return False
+    if not raw:
+        return False
+    try:
+        policy = json.loads(raw)
+    except ValueError:
+        return False
+    statements = policy.get("Statement", [])
+    statements = statements if isinstance(statements, list) else [statements]
+    arn = f"arn:aws:s3:::{bucket}/{key}"
+
+    def listed(value):
+        return value if isinstance(value, list) else [value]
+
+    for st in statements:
+        actions = listed(st.get("Action", []))
+        if st.get("Effect") != "Allow" or not {"s3:GetObject", "s3:*", "*"} & set(actions):
+            continue
+        for resource in listed(st.get("Resource", [])):
+            pattern = "^" + re.escape(resource).replace(r"\*", ".*") + "$"
+            if re.match(pattern, arn):
+                return True
+    return False
+
+
 def _read_object(account, bucket, key):
     """(body, headers) of the object, read from moto's S3 backend as OAC reads it, or None."""
     try:
@@ -785,6 +818,12 @@ class Cdn:
         account, distribution = found
         bucket, origin_path = _origin(distribution)
         key = f"{origin_path}{path}" if origin_path else path[1:]
+        if not _policy_allows(account, bucket, key):  # S3 refuses OAC: 403, not cached
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n'
+                "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            ).encode()
+            return 403, body, [("Content-Type", "application/xml"), ("X-Cache", ERROR_FROM_EDGE)]
         origin = _read_object(account, bucket, key)
         if origin is None:  # not cached: ErrorCachingMinTTL 0
             body = (

@@ -98,6 +98,20 @@ class Emulator:
         """(distribution id, bucket): a new bucket behind a new distribution, made as on AWS."""
         bucket = f"cdn-{uuid.uuid4().hex[:12]}"
         self.s3.create_bucket(Bucket=bucket)
+        # As template.yaml's: CloudFront may read some prefixes (and the rest is refused).
+        grants = [f"arn:aws:s3:::{bucket}/{prefix}/*" for prefix in ("community", "other")]
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudfront.amazonaws.com"},
+                    "Action": "s3:GetObject",
+                    "Resource": grants,
+                }
+            ],
+        }
+        self.s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
         created = self.cloudfront.create_distribution(
             DistributionConfig={
                 "CallerReference": bucket,
@@ -266,6 +280,14 @@ class CdnTest(unittest.TestCase):
         self.assertEqual(self.e.cached(self.dist), [])
         self.put("community/later.webp", b"now here")
         self.assert_served("/community/later.webp", b"now here", "Miss")
+
+    def test_what_the_bucket_policy_does_not_grant_is_refused_and_not_cached(self):
+        self.put("staging/private.webp", b"private")
+        status, headers, body = self.e.get(self.dist, "/staging/private.webp")
+        self.assertEqual(status, 403)
+        self.assertIn(b"AccessDenied", body)
+        self.assertEqual(headers["X-Cache"], "Error from cloudfront")
+        self.assertEqual(self.e.cached(self.dist), [])
 
     def test_an_unknown_distribution_is_a_404(self):
         self.assertEqual(self.e.get("E0000000000000", "/community/x.webp")[0], 404)
