@@ -101,10 +101,6 @@ pub async fn ensure_local_distribution(
     bucket: &str,
     region: &str,
 ) -> Result<String, BoxError> {
-    use aws_sdk_cloudfront::types::{
-        DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
-        ViewerProtocolPolicy,
-    };
     let comment = format!("joip local community media: {bucket}");
     let listed = client.list_distributions().send().await?;
     let existing = (listed.distribution_list())
@@ -113,9 +109,24 @@ pub async fn ensure_local_distribution(
         .iter()
         .find(|d| d.comment() == comment)
         .map(|d| d.id().to_string());
-    if let Some(id) = existing {
-        return Ok(id);
+    match existing {
+        Some(id) => Ok(id),
+        None => create_local_distribution(client, bucket, region).await,
     }
+}
+
+/// Creates a distribution in front of `bucket` on the emulator (see
+/// [`ensure_local_distribution`]); each test's own buckets get their own.
+pub async fn create_local_distribution(
+    client: &aws_sdk_cloudfront::Client,
+    bucket: &str,
+    region: &str,
+) -> Result<String, BoxError> {
+    use aws_sdk_cloudfront::types::{
+        DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
+        ViewerProtocolPolicy,
+    };
+    let comment = format!("joip local community media: {bucket}");
     let origin = Origin::builder()
         .id("GeneralBucket")
         .domain_name(format!("{bucket}.s3.{region}.amazonaws.com"))

@@ -35,4 +35,5 @@ mod save_community_session;
 mod save_hardening;
 mod share_media;
 mod template_policy;
+mod unpublish;
 mod watermark;

@@ -50,12 +50,22 @@ pub struct Stored {
     pub staging: BTreeSet<String>,
     /// Keys in the user-media bucket.
     pub user_objects: BTreeSet<String>,
+    /// Objects whose removal is owed (the unpublish outbox): none once removals have settled.
+    pub owed: BTreeSet<String>,
+    /// Keys the CDN still serves from its cache (read by [`Stored::read`] once invalidations
+    /// have taken effect; empty from a bare snapshot).
+    pub edge: BTreeSet<String>,
 }
 
 impl Stored {
-    /// Reads `app`'s table and buckets now.
+    /// Reads `app`'s table, buckets and CDN at the next quiescent point: once the removals its
+    /// removers left are finished (as the reaper's sweep finishes them each minute) and the CDN's
+    /// invalidations in progress have taken effect.
     pub async fn read(app: &App) -> Self {
-        Self::from_snapshot(&snapshot_of(app).await, app)
+        settle_removals(app).await;
+        let mut s = Self::from_snapshot(&snapshot_of(app).await, app);
+        s.edge = edge(app).await;
+        s
     }
 
     /// Sorts a snapshot of `app`'s table and buckets by kind.
@@ -98,6 +108,9 @@ impl Stored {
             } else if let Some(path) = pk.strip_prefix("PATH#") {
                 let id = item["mediaId"].as_u64().expect("path media id");
                 s.paths.insert(path.to_string(), id);
+            } else if pk.starts_with("UNPUBLISH#") {
+                let key = item["key"].as_str().expect("owed key").to_string();
+                s.owed.insert(key);
             } else if let Some(user) = pk.strip_prefix("USER#") {
                 if sk == "PROFILE" {
                     s.users.insert(user.to_string(), item);
@@ -267,6 +280,20 @@ impl Stored {
                 v.push(format!("public object {key} belongs to no ready record"));
             }
         }
+        for key in &self.owed {
+            v.push(format!("the removal of {key} is still owed"));
+        }
+        for key in &self.edge {
+            if !self
+                .records
+                .values()
+                .any(|r| r["key"] == key.as_str() && r["status"] == "ready")
+            {
+                v.push(format!(
+                    "the CDN still serves {key}, which no ready record names"
+                ));
+            }
+        }
         for key in &self.staging {
             let owned = self
                 .records
@@ -368,4 +395,60 @@ impl Stored {
         }
         v
     }
+}
+
+/// Finishes the removals left owed (what the reaper's sweep does each minute), then waits for
+/// the CDN's invalidations in progress to take effect.
+pub async fn settle_removals(app: &App) {
+    for _ in 0..10 {
+        let swept = joip::service::unpublish::sweep(app, 0)
+            .await
+            .expect("sweep owed removals");
+        if swept.left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let Some(report) = cdn_report(app).await else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut report = report;
+    while report["invalidations"]["in_progress"].as_u64().unwrap_or(0) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "CDN invalidations still in progress: {report}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        report = cdn_report(app).await.expect("the CDN report");
+    }
+}
+
+/// The emulator's report of `app`'s distribution (`GET /_joip/cdn/{id}`), if it has one.
+pub async fn cdn_report(app: &App) -> Option<Value> {
+    let id = app.config.cdn_distribution_id.clone()?;
+    let url = format!("{}/_joip/cdn/{id}", super::endpoint());
+    let report: Value = tokio::task::spawn_blocking(move || {
+        ureq::get(&url)
+            .call()
+            .expect("GET the CDN report")
+            .body_mut()
+            .read_json::<Value>()
+            .expect("CDN report JSON")
+    })
+    .await
+    .expect("CDN report task");
+    Some(report["distributions"][id.as_str()].clone())
+}
+
+/// The keys the CDN serves from its cache now.
+pub async fn edge(app: &App) -> BTreeSet<String> {
+    let Some(report) = cdn_report(app).await else {
+        return BTreeSet::new();
+    };
+    (report["cached"].as_array().cloned().unwrap_or_default())
+        .iter()
+        .filter_map(|p| p.as_str())
+        .map(|p| p.trim_start_matches('/').to_string())
+        .collect()
 }

@@ -59,11 +59,23 @@ impl TestEnv {
     async fn with_local(local: Option<LocalMode>) -> Self {
         let endpoint = endpoint();
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let sdk = sdk_config(&endpoint).await;
+        // Its own distribution in front of its own bucket: communityUrl goes through the
+        // emulator's CDN, which caches as CloudFront does and is invalidated on removals.
+        let general_bucket = format!("general-{suffix}");
+        let distribution = joip::cdn::create_local_distribution(
+            &aws_sdk_cloudfront::Client::new(&sdk),
+            &general_bucket,
+            "us-east-1",
+        )
+        .await
+        .expect("create the CDN distribution");
         let config = Config {
             table: format!("t-{suffix}"),
-            general_bucket: format!("general-{suffix}"),
+            general_bucket,
             user_media_bucket: format!("user-media-{suffix}"),
-            public_base_url: format!("{endpoint}/general-{suffix}"),
+            public_base_url: format!("{endpoint}/_joip/cdn/{distribution}"),
+            cdn_distribution_id: Some(distribution),
             local,
             cursor_secret: Some(b"test-cursor-secret".to_vec().into()),
             endpoint_url: Some(endpoint.clone()),
@@ -77,8 +89,8 @@ impl TestEnv {
             link_ttl_s: joip::config::DEFAULT_LINK_TTL_S,
             watermark_max_pixels: joip::config::DEFAULT_WATERMARK_MAX_PIXELS,
             watermark_max_bytes: joip::config::DEFAULT_WATERMARK_MAX_BYTES,
+            community_max_bytes: joip::config::DEFAULT_COMMUNITY_MAX_BYTES,
         };
-        let sdk = sdk_config(&endpoint).await;
         let app = App::new(config, &sdk);
         joip::store::schema::ensure_table(app.store.client(), &app.config.table)
             .await
