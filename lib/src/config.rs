@@ -49,6 +49,9 @@ pub const DEFAULT_SDK_MAX_ATTEMPTS: u32 = 6;
 
 /// Most tags one community copy may carry.
 pub const DEFAULT_MAX_TAGS: usize = 10;
+/// The most `JOIP_MAX_TAGS` may be: a retag removes the old tags and writes the new ones, plus
+/// the record and the media, in one transaction of at most 100 actions (2 + 2 x 48 = 98).
+pub const MAX_TAGS_LIMIT: usize = 48;
 /// How long a resolved share link's presigned URL stays valid.
 pub const DEFAULT_LINK_TTL_S: u64 = 300;
 
@@ -216,7 +219,8 @@ impl Config {
             save_give_up_ms: number("JOIP_SAVE_GIVE_UP_MS", DEFAULT_SAVE_GIVE_UP_MS)?,
             sdk_max_attempts: number("JOIP_SDK_MAX_ATTEMPTS", DEFAULT_SDK_MAX_ATTEMPTS.into())?
                 .min(20) as u32,
-            max_tags: number("JOIP_MAX_TAGS", DEFAULT_MAX_TAGS as u64)?.min(100) as usize,
+            max_tags: number("JOIP_MAX_TAGS", DEFAULT_MAX_TAGS as u64)?.min(MAX_TAGS_LIMIT as u64)
+                as usize,
             link_ttl_s: number("JOIP_LINK_TTL_S", DEFAULT_LINK_TTL_S)?.min(7 * 24 * 3600),
             watermark_max_pixels: number(
                 "JOIP_WATERMARK_MAX_PIXELS",

@@ -69,6 +69,34 @@ impl Presigner {
         ttl: Duration,
         now: SystemTime,
     ) -> Result<String, PresignError> {
+        let credentials = self.credentials().await?;
+        self.sign_get(bucket, key, ttl, now, credentials).await
+    }
+
+    /// A GET of `bucket/key` valid for `ttl` from `now`, or less: a presigned URL stops working
+    /// when the credentials that signed it expire (on Lambda, the role's session), so it never
+    /// claims to outlive them. Returns the URL and when it really expires.
+    pub async fn get_until(
+        &self,
+        bucket: &str,
+        key: &str,
+        ttl: Duration,
+        now: SystemTime,
+    ) -> Result<(String, SystemTime), PresignError> {
+        let credentials = self.credentials().await?;
+        let ttl = within_credentials(ttl, now, credentials.expiry());
+        let url = self.sign_get(bucket, key, ttl, now, credentials).await?;
+        Ok((url, now + ttl))
+    }
+
+    async fn sign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        ttl: Duration,
+        now: SystemTime,
+        credentials: Credentials,
+    ) -> Result<String, PresignError> {
         let params = aws_sdk_s3::config::endpoint::Params::builder()
             .set_region(self.region.clone())
             .use_fips(self.use_fips)
@@ -98,7 +126,7 @@ impl Presigner {
         let region = signing_region(&endpoint)
             .or(self.region.clone())
             .ok_or_else(|| PresignError("no region".into()))?;
-        let identity: Identity = self.credentials().await?.into();
+        let identity: Identity = credentials.into();
 
         let mut settings = SigningSettings::default();
         settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -158,6 +186,22 @@ impl Presigner {
     }
 }
 
+/// `ttl`, cut to end a safety margin before credentials expiring at `expiry` (at least one
+/// second, so a link is never born expired).
+pub fn within_credentials(ttl: Duration, now: SystemTime, expiry: Option<SystemTime>) -> Duration {
+    let Some(expiry) = expiry else {
+        return ttl;
+    };
+    let left = expiry
+        .duration_since(now)
+        .unwrap_or_default()
+        .saturating_sub(CREDENTIALS_MARGIN);
+    ttl.min(left).max(Duration::from_secs(1))
+}
+
+/// Presigned links end at least this long before the credentials that signed them.
+const CREDENTIALS_MARGIN: Duration = Duration::from_secs(60);
+
 /// The region the endpoint says to sign for (`authSchemes[].signingRegion`), if it says.
 fn signing_region(endpoint: &aws_smithy_types::endpoint::Endpoint) -> Option<String> {
     let Some(Document::Array(schemes)) = endpoint.properties().get("authSchemes") else {
@@ -172,4 +216,27 @@ fn signing_region(endpoint: &aws_smithy_types::endpoint::Endpoint) -> Option<Str
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_never_outlives_the_credentials_that_signed_it() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ttl = Duration::from_secs(300);
+        assert_eq!(within_credentials(ttl, now, None), ttl);
+        let later = now + Duration::from_secs(3600);
+        assert_eq!(within_credentials(ttl, now, Some(later)), ttl);
+        let soon = now + Duration::from_secs(200);
+        assert_eq!(
+            within_credentials(ttl, now, Some(soon)),
+            Duration::from_secs(140)
+        );
+        assert_eq!(
+            within_credentials(ttl, now, Some(now)),
+            Duration::from_secs(1)
+        );
+    }
 }

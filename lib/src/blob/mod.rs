@@ -439,15 +439,16 @@ impl Blob {
         Ok(Bounded::Whole(head.bytes))
     }
 
-    /// A presigned GET of an object, valid for `ttl`.
+    /// A presigned GET of an object, valid for `ttl` or until the credentials that sign it
+    /// expire, whichever comes first; and when that is.
     pub async fn presigned_get(
         &self,
         bucket: &str,
         key: &str,
         ttl: std::time::Duration,
-    ) -> Result<String, BlobError> {
+    ) -> Result<(String, std::time::SystemTime), BlobError> {
         self.presigner
-            .get(bucket, key, ttl, std::time::SystemTime::now())
+            .get_until(bucket, key, ttl, std::time::SystemTime::now())
             .await
             .map_err(|e| BlobError::new("presign", bucket, key, e, false))
     }

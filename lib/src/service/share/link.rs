@@ -86,12 +86,15 @@ pub async fn resolve_shared_media(app: &App, raw_code: &str) -> Result<Value, Ap
         .filter(|m| m.share_code.as_deref() == Some(found.share_code.as_str()))
         .ok_or(AppError::NotFound(LINK_NOT_FOUND))?;
     let ttl = Duration::from_secs(app.config.link_ttl_s);
-    let url = app
+    let (url, until) = app
         .blob
         .presigned_get(&app.config.user_media_bucket, &media.file_path, ttl)
         .await
         .map_err(|e| AppError::internal(LINK_FAILED, e))?;
-    let expires = app.clock.now_millis() + ttl.as_millis() as i64;
+    // The URL's own expiry, never later than the credentials that signed it.
+    let expires = until
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     tracing::info!(code = %code_hint(&found.share_code), media_id = %media.media_id, "link resolved");
     Ok(json!({
         "shareCode": found.share_code,
