@@ -2,8 +2,8 @@
 //! record is created first, exactly once, if it has none; then it is shared as by id.
 
 use super::community_copy::{self, SNIFF_BYTES};
-use super::flow::{failed, share_media};
-use super::{ShareRequest, Shared, FAILED, NOT_FOUND};
+use super::flow::share_media;
+use super::{failed, ShareRequest, Shared, FAILED, NOT_FOUND};
 use crate::blob::keys as object_keys;
 use crate::domain::{sniff_mime, MediaId, MediaSource, UserId};
 use crate::error::AppError;

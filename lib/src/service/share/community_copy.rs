@@ -3,8 +3,7 @@
 //! removed (objects first, then records). Upload images go public through the publisher (a
 //! `pending` record over a staged source); everything else is copied as is.
 
-use super::flow::failed;
-use super::{ShareRequest, NOT_FOUND};
+use super::{failed, ShareRequest, NOT_FOUND};
 use crate::blob::keys as object_keys;
 use crate::domain::{normalize_tags, rfc3339_millis, sniff_mime, MediaId, MediaKind, MediaSource};
 use crate::error::AppError;

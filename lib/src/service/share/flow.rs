@@ -3,7 +3,7 @@
 //! read, and a lost condition reads and decides again, so concurrent shares and unshares from
 //! many tabs converge without locks.
 
-use super::{community_copy, link, ShareRequest, Shared, FAILED, FAILED_UNSHARE, NOT_FOUND};
+use super::{community_copy, failed, link, ShareRequest, Shared, FAILED_UNSHARE, NOT_FOUND};
 use crate::domain::{MediaId, UserId};
 use crate::error::AppError;
 use crate::service::activity::{self, MEDIA_GALLERY};
@@ -107,18 +107,13 @@ pub async fn unshare_media(app: &App, caller: &UserId, id: MediaId) -> Result<()
 }
 
 /// The media as it is now; 404 if it was deleted meanwhile.
-pub(super) async fn reread_media(app: &App, id: MediaId) -> Result<MediaItem, AppError> {
+async fn reread_media(app: &App, id: MediaId) -> Result<MediaItem, AppError> {
     app.store
         .media_and_marker(id)
         .await
         .map_err(failed)?
         .0
         .ok_or(AppError::NotFound(NOT_FOUND))
-}
-
-/// The share routes' 500, carrying its cause to the log.
-pub(super) fn failed(e: impl Into<crate::error::BoxError>) -> AppError {
-    AppError::internal(FAILED, e)
 }
 
 async fn log_share(

@@ -15,6 +15,7 @@ pub mod link;
 pub use by_path::share_media_by_path;
 pub use flow::{share_media, unshare_media};
 
+use crate::error::{AppError, BoxError};
 use crate::http::Field;
 
 /// 400: the body is not the documented object.
@@ -58,4 +59,9 @@ pub struct Shared {
     pub share_code: String,
     /// The community copy's id and public URL, when shared to the community.
     pub community: Option<(u64, String)>,
+}
+
+/// The share routes' 500, carrying its cause to the log.
+fn failed(e: impl Into<BoxError>) -> AppError {
+    AppError::internal(FAILED, e)
 }
