@@ -2154,3 +2154,182 @@ fn the_watermark_queue_redelivers_only_failed_messages_then_parks_them_in_an_ala
     });
     assert!(alarmed, "an alarm on the dead-letter queue");
 }
+
+/// Invariant 7 at the edge: every response of the community domain says `nosniff` and carries
+/// a CSP under which nothing runs (a polyglot opened directly stays inert), whatever the origin
+/// sent; and the rest of the managed SecurityHeadersPolicy it replaces (HSTS) stays.
+#[test]
+fn community_objects_are_served_with_nosniff_and_a_csp_that_runs_nothing() {
+    let template = Template::load();
+    let resources = template.resources();
+    let config = &resources["Distribution"]["Properties"]["DistributionConfig"];
+    let mut behaviours = vec![&config["DefaultCacheBehavior"]];
+    behaviours.extend(strings(&config["CacheBehaviors"]));
+    for behaviour in behaviours {
+        let policy = behaviour["ResponseHeadersPolicyId"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a response headers policy of this stack: {behaviour}"));
+        let policy = &resources[policy];
+        assert_eq!(policy["Type"], "AWS::CloudFront::ResponseHeadersPolicy");
+        let security =
+            &policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"];
+        assert_eq!(
+            security["ContentTypeOptions"]["Override"], true,
+            "X-Content-Type-Options: nosniff, whatever the origin says"
+        );
+        let csp = &security["ContentSecurityPolicy"];
+        assert_eq!(csp["ContentSecurityPolicy"], "default-src 'none'; sandbox");
+        assert_eq!(csp["Override"], true, "{csp}");
+        let hsts = &security["StrictTransportSecurity"];
+        assert!(
+            hsts["AccessControlMaxAgeSec"]
+                .as_u64()
+                .is_some_and(|age| age >= 31_536_000),
+            "HSTS for a year at least, as the managed policy: {hsts}"
+        );
+    }
+}
+
+/// A removal is gone from the edge within the invalidation, and an object published right
+/// after a miss is served at once: CloudFront keeps no 403 (what S3 answers a key it may not
+/// list) or 404 (by default it would, for 10 s). The emulator's CDN caches no errors either.
+#[test]
+fn the_edge_caches_no_missing_object() {
+    let template = Template::load();
+    let config = &template.resources()["Distribution"]["Properties"]["DistributionConfig"];
+    for code in [403, 404] {
+        let response = strings(&config["CustomErrorResponses"])
+            .into_iter()
+            .find(|r| r["ErrorCode"] == code)
+            .unwrap_or_else(|| panic!("a CustomErrorResponse for {code}"));
+        assert_eq!(response["ErrorCachingMinTTL"], 0, "{response}");
+        assert!(
+            response.get("ResponsePagePath").is_none(),
+            "served as the error it is: {response}"
+        );
+    }
+}
+
+/// Lambda polls the watermark queue no faster than the function may run: past its reserved
+/// concurrency an invocation is throttled, and the message's receive still counts, so a burst
+/// of shares would land in the DLQ unprocessed. MaximumConcurrency is at least 2 (AWS's floor).
+#[test]
+fn the_watermark_queue_is_polled_no_faster_than_the_function_may_run() {
+    let template = Template::load();
+    let function = &template.resources()["WatermarkFunction"]["Properties"];
+    let reserved = function["ReservedConcurrentExecutions"]
+        .as_u64()
+        .expect("ReservedConcurrentExecutions");
+    let scaling = &function["Events"]["Staged"]["Properties"]["ScalingConfig"];
+    let maximum = scaling["MaximumConcurrency"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("Events.Staged ScalingConfig.MaximumConcurrency: {scaling}"));
+    assert!(
+        (2..=reserved).contains(&maximum),
+        "MaximumConcurrency {maximum} must be in 2..={reserved} (the reserved concurrency)"
+    );
+}
+
+/// A staged object with no record is an orphan after the publisher's grace period; the grace
+/// must end before the message's first redelivery (the queue's visibility timeout), so that the
+/// second delivery removes it, long before the message could reach the DLQ.
+#[test]
+fn a_staged_orphan_is_removed_by_the_second_delivery() {
+    let template = Template::load();
+    let queue = &template.resources()["WatermarkQueue"]["Properties"];
+    let visibility = queue["VisibilityTimeout"]
+        .as_i64()
+        .expect("VisibilityTimeout");
+    let grace = joip::service::publish::STAGING_GRACE_S;
+    assert!(
+        grace < visibility,
+        "the publisher's grace ({grace} s) must be shorter than the visibility timeout \
+         ({visibility} s)"
+    );
+}
+
+/// The backstop for staged originals nobody removed: the general bucket expires `staging/`
+/// after a day, and no expiration ever reaches another prefix (community/ and sessions/ are
+/// what users see).
+#[test]
+fn staged_objects_expire_after_a_day_and_nothing_else_does() {
+    let template = Template::load();
+    let resources = template.resources();
+    let mut staging = Vec::new();
+    for (bucket, resource) in resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::S3::Bucket")
+    {
+        let rules = &resource["Properties"]["LifecycleConfiguration"]["Rules"];
+        for rule in strings(rules) {
+            let expires = ["ExpirationInDays", "ExpirationDate"]
+                .iter()
+                .any(|k| rule.get(*k).is_some());
+            if !expires {
+                continue;
+            }
+            let prefix = rule["Prefix"]
+                .as_str()
+                .or(rule["Filter"]["Prefix"].as_str());
+            assert_eq!(
+                (bucket.as_str(), prefix),
+                ("GeneralBucket", Some("staging/")),
+                "only staged originals expire: {rule}"
+            );
+            staging.push(rule);
+        }
+    }
+    assert_eq!(staging.len(), 1, "one expiration rule for staging/");
+    assert_eq!(staging[0]["Status"], "Enabled");
+    assert_eq!(staging[0]["ExpirationInDays"], 1, "{}", staging[0]);
+}
+
+/// The access log names the route, never the path: `/api/shared/media/{code}` carries whole
+/// share codes, and reading the logs must not open the links.
+#[test]
+fn access_logs_name_the_route_never_the_path() {
+    let template = Template::load();
+    let settings = &template.resources()["HttpApi"]["Properties"]["AccessLogSettings"];
+    let format = settings["Format"].as_str().expect("an access log format");
+    assert!(format.contains("$context.routeKey"), "{format}");
+    assert!(!format.contains("$context.path"), "{format}");
+}
+
+/// The code invalidates only on the distribution its environment names, so the variable and
+/// the grant go together: a function is given `JOIP_CDN_DISTRIBUTION_ID` (as `!Ref` the
+/// distribution, on itself, never in Globals) exactly when its policy allows CreateInvalidation.
+/// The policy test checks that the grant is there exactly when the code invalidates.
+#[test]
+fn the_distribution_id_is_given_to_exactly_the_functions_that_may_invalidate() {
+    let template = Template::load();
+    let resources = template.resources();
+    assert!(
+        template.root["Globals"]["Function"]["Environment"]["Variables"]
+            .get(CDN_VARIABLE)
+            .is_none(),
+        "not in Globals: only functions that invalidate"
+    );
+    let mut given = Vec::new();
+    for logical in template.functions().into_values() {
+        let properties = &resources[&logical]["Properties"];
+        let variable = properties["Environment"]["Variables"].get(CDN_VARIABLE);
+        let grants = properties["Policies"]
+            .to_string()
+            .contains("cloudfront:CreateInvalidation");
+        assert_eq!(
+            variable.is_some(),
+            grants,
+            "{logical}: {CDN_VARIABLE} and the CreateInvalidation grant go together"
+        );
+        if let Some(variable) = variable {
+            let distribution = variable["Ref"].as_str().unwrap_or_default();
+            assert_eq!(
+                resources.get(distribution).map(|r| &r["Type"]),
+                Some(&json!("AWS::CloudFront::Distribution")),
+                "{logical}: {CDN_VARIABLE} is !Ref the distribution, not {variable}"
+            );
+            given.push(logical);
+        }
+    }
+    assert!(!given.is_empty(), "someone unpublishes");
+}
