@@ -1,5 +1,5 @@
-//! IAM on template.yaml: each function's policy allows every S3 and DynamoDB call its code makes,
-//! and grants no S3 or DynamoDB action its code never needs.
+//! IAM on template.yaml: each function's policy allows every S3, DynamoDB and CloudFront call its
+//! code makes, and grants no such action its code never needs.
 //!
 //! The emulator enforces no IAM, so this test is the only thing between a missing grant and a
 //! function that fails on AWS (or, worse, half-works: S3 answers a missing key with 403
@@ -7,7 +7,7 @@
 //! cannot tell a source that is gone from one it may not read).
 //!
 //! How: every function in [`FUNCTIONS`] runs its real scenarios, through its real handler, on an
-//! [`App`] whose DynamoDB and S3 clients carry a [`Recorder`] interceptor. The recorder turns each
+//! [`App`] whose DynamoDB, S3 and CloudFront clients carry a [`Recorder`] interceptor. The recorder turns each
 //! SDK call into the IAM requests AWS authorizes for it ([`required`], from AWS's "Actions,
 //! resources, and condition keys" pages and each operation's "Permissions" section). The
 //! function's `Policies:` in template.yaml are parsed (short-form `!Sub`/`!GetAtt`/`!Ref`, SAM
@@ -22,9 +22,12 @@
 //!   `s3:prefix` in the request and with `s3:prefix` = the key: an unconditional grant, or one
 //!   conditioned with `StringLikeIfExists` on a pattern that matches the key. A plain
 //!   `StringLike: s3:prefix` grant is not enough (a missing condition key fails `StringLike`).
-//! - **Least privilege.** Every (action, resource) an Allow statement names for S3 or DynamoDB
-//!   must be needed by some recorded call; wildcard actions and NotAction/NotResource grants are
-//!   reported as such.
+//! - **Least privilege.** Every (action, resource) an Allow statement names for S3, DynamoDB or
+//!   CloudFront must be needed by some recorded call; wildcard actions and NotAction/NotResource
+//!   grants are reported as such.
+//! - **The CDN is named where it is used.** A function whose scenarios invalidate must be given
+//!   `JOIP_CDN_DISTRIBUTION_ID` (without it the code skips every invalidation, silently, and the
+//!   edge keeps serving what was removed); a function that never invalidates is not given it.
 //!
 //! Adding a function: add a row to [`FUNCTIONS`] (its binary name, as in
 //! `Metadata.BuildProperties.Binary`) and an async scenario function that drives its real
@@ -131,8 +134,9 @@ fn staged_event(key: &str) -> Value {
 }
 
 /// `watermark`: a staged JPEG published (record and tags into the feed, staging removed), a
-/// duplicate event, a staged file that is no image (record failed), and an upload unshared while
-/// it was being published (the public object removed again).
+/// duplicate event, a staged file that is no image (record failed), an upload unshared while it
+/// was being published (the public object withdrawn: removal owed, deleted, invalidated), and a
+/// redelivery that finds a public object whose record is gone (withdrawn the same way).
 async fn watermark(run: &Run) {
     use crate::support::handle_batch;
     let env = &run.env;
@@ -189,12 +193,13 @@ async fn watermark(run: &Run) {
             .interceptor(SlowTransactions)
             .build(),
     );
-    let slow = App::from_clients(
+    let mut slow = App::from_clients(
         env.app.config.clone(),
         &env.sdk,
         db,
         run.app.blob.client().clone(),
     );
+    slow.cdn = run.app.cdn.clone();
     let publish = tokio::spawn(async move { handle_batch(&slow, &staged_event(&racing)).await });
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     let unshare = json!({ "shareToCommunity": false });
@@ -203,6 +208,36 @@ async fn watermark(run: &Run) {
         200
     );
     assert!(publish.await.expect("publish").is_empty());
+
+    // A publisher put the public object after the unshare and died; the message comes again.
+    let (media, outlived) = staged("outlived.jpg", PHOTO).await;
+    let id = joip::blob::keys::staging_record_id(&outlived).expect("a staging key");
+    let record = env.app.store.community_media(id).await.unwrap().unwrap();
+    let unshare = json!({ "shareToCommunity": false });
+    assert_eq!(
+        post_share(run, &env.app, &user, media, unshare).await.0,
+        200
+    );
+    env.app
+        .blob
+        .put_public(
+            &env.app.config.general_bucket,
+            &record.key,
+            PHOTO.to_vec(),
+            "image/jpeg",
+        )
+        .await
+        .expect("put the public object");
+    assert!(handle_batch(&run.app, &staged_event(&outlived))
+        .await
+        .is_empty());
+    let public = env
+        .app
+        .blob
+        .head(&env.app.config.general_bucket, &record.key)
+        .await
+        .expect("head");
+    assert!(public.is_none(), "withdrawn");
 }
 
 const GIF: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
@@ -318,21 +353,24 @@ async fn share_media(run: &Run) {
     share_sequence(run, false).await;
 }
 
-/// `DELETE /api/media/{id}/share`: of a shared upload image (record, tags, staging object, code)
-/// and again (idempotent).
+/// `DELETE /api/media/{id}/share`: of a shared GIF (its public copy: record, tags and code
+/// removed with the removal owed, the object deleted, its path invalidated, the owed item
+/// deleted) and of a shared upload image (its staging object too), each again (idempotent).
 async fn unshare_media(run: &Run) {
-    let (user, _, png) = sharer(run).await;
-    let body = json!({ "tags": ["solo"], "policyAgreed": true });
-    assert_eq!(post_share(run, &run.env.app, &user, png, body).await.0, 200);
-    for _ in 0..2 {
-        let path = format!("/api/media/{png}/share");
-        let request = Event::new("DELETE", "/api/media/{id}/share", &path)
-            .path_params(json!({ "id": png.to_string() }))
-            .caller(user.as_str())
-            .request();
-        let (status, body) =
-            read(Box::pin(joip::routes::unshare_media::handle(&run.app, request)).await);
-        assert_eq!(status, 200, "{body}");
+    let (user, gif, png) = sharer(run).await;
+    for id in [gif, png] {
+        let body = json!({ "tags": ["solo"], "policyAgreed": true });
+        assert_eq!(post_share(run, &run.env.app, &user, id, body).await.0, 200);
+        for _ in 0..2 {
+            let path = format!("/api/media/{id}/share");
+            let request = Event::new("DELETE", "/api/media/{id}/share", &path)
+                .path_params(json!({ "id": id.to_string() }))
+                .caller(user.as_str())
+                .request();
+            let (status, body) =
+                read(Box::pin(joip::routes::unshare_media::handle(&run.app, request)).await);
+            assert_eq!(status, 200, "{body}");
+        }
     }
 }
 
@@ -529,10 +567,44 @@ async fn save_community_session(run: &Run) {
     assert_eq!(status, 200, "{body}");
 }
 
-/// `save-reaper`: one pass that finishes a save whose copier gave up part-way (resume: lists the
-/// copies, checks sources, copies the rest, completes) and rolls back one whose source object is
-/// gone (deletes copies, refunds, removes records and plan).
+/// `save-reaper`: the sweep finishing the removals a remover owed and never did (objects deleted,
+/// the public path invalidated, owed items deleted); one pass that finishes a save whose copier
+/// gave up part-way (resume: lists the copies, checks sources, copies the rest, completes) and
+/// rolls back one whose source object is gone (deletes copies, refunds, removes records and plan).
 async fn save_reaper(run: &Run) {
+    use joip::service::unpublish::{owed_by, sweep, Swept};
+    let env = &run.env;
+    // A shared upload image (public key and staging key) whose remover committed the removal,
+    // then died before deleting or invalidating anything.
+    let (owner, _, png) = sharer(run).await;
+    let body = json!({ "tags": ["solo"], "policyAgreed": true });
+    assert_eq!(post_share(run, &env.app, &owner, png, body).await.0, 200);
+    let (media, marker) = env.app.store.media_and_marker(png).await.expect("read");
+    let record = env
+        .app
+        .store
+        .community_media(marker.expect("marker").community_media_id)
+        .await
+        .expect("read")
+        .expect("record");
+    let owed = owed_by(&record, env.app.clock.now_millis());
+    env.app
+        .store
+        .remove_community(media.as_ref(), &record, &owed)
+        .await
+        .expect("remove");
+    assert_eq!(
+        sweep(&run.app, 0).await.expect("sweep"),
+        Swept {
+            unpublished: 2,
+            left: 0
+        }
+    );
+    save_reaper_passes(run).await;
+}
+
+/// The reaper's save passes (see [`save_reaper`]).
+async fn save_reaper_passes(run: &Run) {
     use joip::service::save_session::{reap, Deadline, Reaped};
     let env = &run.env;
     env.app
@@ -609,8 +681,6 @@ async fn each_function_is_allowed_every_call_it_makes_and_nothing_more() {
         let logical = template.function(function.binary);
         let run = Run::new().await;
         (function.scenarios)(&run).await;
-        let names = template.names(&logical, &run.env.app.config);
-        let policy = template.policy(&logical, &names);
         let calls = run.recorder.calls();
         for call in &calls {
             if let Some(unknown) = &call.unknown {
@@ -625,6 +695,28 @@ async fn each_function_is_allowed_every_call_it_makes_and_nothing_more() {
             !needs.is_empty(),
             "{logical}: its scenarios made no AWS call"
         );
+        let invalidates = needs
+            .iter()
+            .any(|n| n.action == "cloudfront:CreateInvalidation");
+        // The code invalidates only on the distribution its environment names.
+        match (
+            invalidates,
+            template.variables(&logical).contains_key(CDN_VARIABLE),
+        ) {
+            (true, false) => {
+                missing.push(format!(
+                    "{logical}: invalidates on the CDN, but template.yaml does not set \
+                     {CDN_VARIABLE} (on AWS the code would skip every invalidation)"
+                ));
+                continue;
+            }
+            (false, true) => unused.push(format!(
+                "{logical}: is given {CDN_VARIABLE} but no scenario invalidated"
+            )),
+            _ => {}
+        }
+        let names = template.names(&logical, &run.env.app.config);
+        let policy = template.policy(&logical, &names);
         missing.extend(
             policy
                 .missing(&needs)
@@ -686,7 +778,13 @@ impl Run {
                 .interceptor(recorder.clone())
                 .build(),
         );
-        let app = App::from_clients(env.app.config.clone(), &env.sdk, db, s3);
+        let mut app = App::from_clients(env.app.config.clone(), &env.sdk, db, s3);
+        let cloudfront = aws_sdk_cloudfront::Client::from_conf(
+            aws_sdk_cloudfront::config::Builder::from(&env.sdk)
+                .interceptor(recorder.clone())
+                .build(),
+        );
+        app.cdn = joip::cdn::Cdn::new(cloudfront, env.app.config.cdn_distribution_id.clone());
         Self { env, app, recorder }
     }
 
@@ -734,7 +832,7 @@ struct Call {
     unknown: Option<String>,
 }
 
-/// Records every call made through the clients it is installed on (both services: the
+/// Records every call made through the clients it is installed on (every service: the
 /// interceptor trait is shared) and can fail the nth call of an operation once. Clones share.
 #[derive(Debug, Clone, Default)]
 struct Recorder {
@@ -798,6 +896,11 @@ fn table_arn(table: &str) -> String {
     } else {
         format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}")
     }
+}
+
+/// CloudFront ARNs name no region.
+fn distribution_arn(id: &str) -> String {
+    format!("arn:aws:cloudfront::{ACCOUNT}:distribution/{id}")
 }
 
 fn need(action: &str, resource: String, by: &str) -> Need {
@@ -907,11 +1010,13 @@ fn write_object(
 /// | DeleteObject | s3:DeleteObject on the object; DeleteObjects: s3:DeleteObject on each key |
 /// | ListObjectsV2, ListObjects | s3:ListBucket on the bucket, with `s3:prefix` = the prefix |
 /// | HeadBucket | s3:ListBucket on the bucket |
+/// | CloudFront CreateInvalidation | cloudfront:CreateInvalidation on the distribution |
 ///
 /// Anything else is reported as unknown, never passed.
 fn required(
     context: &aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
 ) -> (&'static str, Call) {
+    use aws_sdk_cloudfront::operation as cf;
     use aws_sdk_dynamodb::operation as db;
     use aws_sdk_s3::operation as s3;
     let input = context.input();
@@ -1012,6 +1117,11 @@ fn required(
         }];
         "HeadBucket": s3::head_bucket::HeadBucketInput => |i| vec![
             need("s3:ListBucket", format!("arn:aws:s3:::{}", i.bucket().unwrap_or_default()), "HeadBucket")];
+
+        "CreateInvalidation": cf::create_invalidation::CreateInvalidationInput => |i| vec![need(
+            "cloudfront:CreateInvalidation",
+            distribution_arn(i.distribution_id().unwrap_or_default()),
+            "CreateInvalidation")];
     }
     let mut what = format!("{input:?}");
     what.truncate(160);
@@ -1038,18 +1148,43 @@ fn needs(calls: &[Call]) -> Vec<Need> {
 // template.yaml
 // ---------------------------------------------------------------------------------------------
 
-/// Where the code finds each resource: the variable template.yaml sets (to `!Ref Resource`) and
-/// the Config field the code reads it into. This ties the names the recorded calls use to the
-/// logical ids the policies name.
-const RESOURCE_VARIABLES: &[(&str, ConfigField)] = &[
-    ("JOIP_TABLE", |c| c.table.as_str()),
-    ("JOIP_GENERAL_BUCKET", |c| c.general_bucket.as_str()),
-    ("JOIP_USER_MEDIA_BUCKET", |c| c.user_media_bucket.as_str()),
+/// Where the code finds each resource: the variable template.yaml sets (to `!Ref Resource`), the
+/// Config field the code reads it into, and whether every function must be given it. This ties
+/// the names the recorded calls use to the logical ids the policies name.
+const RESOURCE_VARIABLES: &[(&str, ConfigField, Given)] = &[
+    ("JOIP_TABLE", |c| c.table.as_str(), Given::Always),
+    (
+        "JOIP_GENERAL_BUCKET",
+        |c| c.general_bucket.as_str(),
+        Given::Always,
+    ),
+    (
+        "JOIP_USER_MEDIA_BUCKET",
+        |c| c.user_media_bucket.as_str(),
+        Given::Always,
+    ),
+    (
+        CDN_VARIABLE,
+        |c| c.cdn_distribution_id.as_deref().unwrap_or_default(),
+        Given::IfUsed,
+    ),
 ];
+
+/// The variable that names the CloudFront distribution. A function without it skips every
+/// invalidation silently (the code has no distribution to invalidate on), so it must be set on
+/// exactly the functions that invalidate.
+const CDN_VARIABLE: &str = "JOIP_CDN_DISTRIBUTION_ID";
 
 type ConfigField = fn(&joip::config::Config) -> &str;
 
-/// Managed policies a function may attach that grant no S3 or DynamoDB action.
+/// Whether every function is given a resource, or only those that use it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Given {
+    Always,
+    IfUsed,
+}
+
+/// Managed policies a function may attach that grant no S3, DynamoDB or CloudFront action.
 const MANAGED_WITHOUT_DATA_ACCESS: &[&str] = &[
     "AWSLambdaBasicExecutionRole",
     "AWSXRayDaemonWriteAccess",
@@ -1116,7 +1251,11 @@ impl Names {
         for (logical, name) in &self.0 {
             out = out
                 .replace(&format!(":::{name}"), &format!(":::${{{logical}}}"))
-                .replace(&format!(":table/{name}"), &format!(":table/${{{logical}}}"));
+                .replace(&format!(":table/{name}"), &format!(":table/${{{logical}}}"))
+                .replace(
+                    &format!(":distribution/{name}"),
+                    &format!(":distribution/${{{logical}}}"),
+                );
         }
         out
     }
@@ -1211,8 +1350,8 @@ impl Template {
             .unwrap_or_else(|| panic!("template.yaml has no function with binary {binary}"))
     }
 
-    /// The resources `function`'s environment points the code at, with the names `config` gave.
-    fn names(&self, function: &str, config: &joip::config::Config) -> Names {
+    /// `function`'s environment variables: the global ones and its own.
+    fn variables(&self, function: &str) -> Map<String, Value> {
         let mut variables = self.root["Globals"]["Function"]["Environment"]["Variables"]
             .as_object()
             .cloned()
@@ -1222,14 +1361,20 @@ impl Template {
         {
             variables.extend(own.clone());
         }
+        variables
+    }
+
+    /// The resources `function`'s environment points the code at, with the names `config` gave.
+    fn names(&self, function: &str, config: &joip::config::Config) -> Names {
+        let variables = self.variables(function);
         let mut names = BTreeMap::new();
-        for (variable, field) in RESOURCE_VARIABLES {
-            let logical = variables
-                .get(*variable)
-                .and_then(|v| v["Ref"].as_str())
-                .unwrap_or_else(|| {
+        for (variable, field, given) in RESOURCE_VARIABLES {
+            let logical = match variables.get(*variable) {
+                None if *given == Given::IfUsed => continue,
+                set => set.and_then(|v| v["Ref"].as_str()).unwrap_or_else(|| {
                     panic!("{function}: template.yaml must set {variable} to !Ref a resource")
-                });
+                }),
+            };
             names.insert(logical.to_string(), field(config).to_string());
         }
         Names(names)
@@ -1255,7 +1400,7 @@ impl Template {
                     let name = managed.rsplit('/').next().unwrap_or(managed);
                     assert!(
                         MANAGED_WITHOUT_DATA_ACCESS.contains(&name),
-                        "{function}: managed policy {managed} may grant S3 or DynamoDB actions \
+                        "{function}: managed policy {managed} may grant S3, DynamoDB or CloudFront actions \
                          this test cannot see; use inline statements"
                     );
                 }
@@ -1436,11 +1581,14 @@ fn action_matches(pattern: &str, action: &str) -> bool {
     glob(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
 }
 
-/// Whether an action pattern can match an S3 or DynamoDB action (the services this test sees).
+/// The services whose calls the recorder sees (IAM service prefixes).
+const RECORDED_SERVICES: &[&str] = &["s3", "dynamodb", "cloudfront"];
+
+/// Whether an action pattern can match an action of a service the recorder sees.
 fn is_data_action(pattern: &str) -> bool {
     let pattern = pattern.to_ascii_lowercase();
     match pattern.split_once(':') {
-        Some((service, _)) => glob(service, "s3") || glob(service, "dynamodb"),
+        Some((service, _)) => RECORDED_SERVICES.iter().any(|s| glob(service, s)),
         None => glob(&pattern, "s3:getobject"),
     }
 }
@@ -1487,7 +1635,7 @@ struct Statement {
 }
 
 impl Statement {
-    /// Parses a statement; `None` when it cannot concern S3 or DynamoDB (logs, SQS, ...).
+    /// Parses a statement; `None` when it cannot concern a recorded service (logs, SQS, ...).
     fn parse(value: &Value, scope: &Scope<'_>, origin: String) -> Option<Self> {
         let fail = |what: String| -> ! { panic!("{origin}: {what}") };
         let allow = match value["Effect"].as_str() {
@@ -1572,7 +1720,7 @@ impl Statement {
     }
 }
 
-/// A function's S3 and DynamoDB statements.
+/// A function's statements on the recorded services.
 #[derive(Debug)]
 struct Policy {
     statements: Vec<Statement>,
@@ -1662,7 +1810,7 @@ impl Policy {
 // ---------------------------------------------------------------------------------------------
 
 /// A template with one function whose `Policies:` are `policies` (indented as under
-/// `Properties:`), a table `Table` and a bucket `Bucket`.
+/// `Properties:`), a table `Table`, a bucket `Bucket` and a distribution `Distribution`.
 fn policy_of(policies: &str) -> (Policy, Names) {
     let text = format!(
         "Resources:
@@ -1670,6 +1818,8 @@ fn policy_of(policies: &str) -> (Policy, Names) {
     Type: AWS::DynamoDB::Table
   Bucket:
     Type: AWS::S3::Bucket
+  Distribution:
+    Type: AWS::CloudFront::Distribution
   Fn:
     Type: AWS::Serverless::Function
     Metadata:
@@ -1683,6 +1833,7 @@ fn policy_of(policies: &str) -> (Policy, Names) {
     let names = Names(BTreeMap::from([
         ("Table".to_string(), "tbl-1".to_string()),
         ("Bucket".to_string(), "bkt-1".to_string()),
+        ("Distribution".to_string(), "DIST1".to_string()),
     ]));
     (template.policy("Fn", &names), names)
 }
@@ -1844,6 +1995,32 @@ fn a_deny_wins_and_unused_grants_are_listed() {
 }
 
 #[test]
+fn an_invalidation_grant_is_checked_like_the_data_grants() {
+    let (policy, names) = policy_of(
+        "        - Statement:
+            - Effect: Allow
+              Action: cloudfront:CreateInvalidation
+              Resource: !Sub 'arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}'",
+    );
+    let invalidate = |id| need("cloudfront:CreateInvalidation", distribution_arn(id), "t");
+    assert!(policy.allows(&invalidate("DIST1")));
+    assert!(
+        !policy.allows(&invalidate("OTHER")),
+        "this distribution only"
+    );
+    assert!(policy.unused(&[invalidate("DIST1")]).is_empty());
+    let unused: Vec<String> = policy.unused(&[]).iter().map(|u| names.show(u)).collect();
+    assert_eq!(
+        unused,
+        [
+            "Policies[0].Statement[0]: grants cloudfront:CreateInvalidation on \
+             arn:aws:cloudfront::123456789012:distribution/${Distribution}, which no scenario \
+             needed"
+        ]
+    );
+}
+
+#[test]
 fn sam_policy_templates_expand_to_their_statements() {
     let (policy, _) = policy_of(
         "        - DynamoDBReadPolicy:
@@ -1976,4 +2153,183 @@ fn the_watermark_queue_redelivers_only_failed_messages_then_parks_them_in_an_ala
                 .contains("WatermarkDeadLetterQueue")
     });
     assert!(alarmed, "an alarm on the dead-letter queue");
+}
+
+/// Invariant 7 at the edge: every response of the community domain says `nosniff` and carries
+/// a CSP under which nothing runs (a polyglot opened directly stays inert), whatever the origin
+/// sent; and the rest of the managed SecurityHeadersPolicy it replaces (HSTS) stays.
+#[test]
+fn community_objects_are_served_with_nosniff_and_a_csp_that_runs_nothing() {
+    let template = Template::load();
+    let resources = template.resources();
+    let config = &resources["Distribution"]["Properties"]["DistributionConfig"];
+    let mut behaviours = vec![&config["DefaultCacheBehavior"]];
+    behaviours.extend(strings(&config["CacheBehaviors"]));
+    for behaviour in behaviours {
+        let policy = behaviour["ResponseHeadersPolicyId"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a response headers policy of this stack: {behaviour}"));
+        let policy = &resources[policy];
+        assert_eq!(policy["Type"], "AWS::CloudFront::ResponseHeadersPolicy");
+        let security =
+            &policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"];
+        assert_eq!(
+            security["ContentTypeOptions"]["Override"], true,
+            "X-Content-Type-Options: nosniff, whatever the origin says"
+        );
+        let csp = &security["ContentSecurityPolicy"];
+        assert_eq!(csp["ContentSecurityPolicy"], "default-src 'none'; sandbox");
+        assert_eq!(csp["Override"], true, "{csp}");
+        let hsts = &security["StrictTransportSecurity"];
+        assert!(
+            hsts["AccessControlMaxAgeSec"]
+                .as_u64()
+                .is_some_and(|age| age >= 31_536_000),
+            "HSTS for a year at least, as the managed policy: {hsts}"
+        );
+    }
+}
+
+/// A removal is gone from the edge within the invalidation, and an object published right
+/// after a miss is served at once: CloudFront keeps no 403 (what S3 answers a key it may not
+/// list) or 404 (by default it would, for 10 s). The emulator's CDN caches no errors either.
+#[test]
+fn the_edge_caches_no_missing_object() {
+    let template = Template::load();
+    let config = &template.resources()["Distribution"]["Properties"]["DistributionConfig"];
+    for code in [403, 404] {
+        let response = strings(&config["CustomErrorResponses"])
+            .into_iter()
+            .find(|r| r["ErrorCode"] == code)
+            .unwrap_or_else(|| panic!("a CustomErrorResponse for {code}"));
+        assert_eq!(response["ErrorCachingMinTTL"], 0, "{response}");
+        assert!(
+            response.get("ResponsePagePath").is_none(),
+            "served as the error it is: {response}"
+        );
+    }
+}
+
+/// Lambda polls the watermark queue no faster than the function may run: past its reserved
+/// concurrency an invocation is throttled, and the message's receive still counts, so a burst
+/// of shares would land in the DLQ unprocessed. MaximumConcurrency is at least 2 (AWS's floor).
+#[test]
+fn the_watermark_queue_is_polled_no_faster_than_the_function_may_run() {
+    let template = Template::load();
+    let function = &template.resources()["WatermarkFunction"]["Properties"];
+    let reserved = function["ReservedConcurrentExecutions"]
+        .as_u64()
+        .expect("ReservedConcurrentExecutions");
+    let scaling = &function["Events"]["Staged"]["Properties"]["ScalingConfig"];
+    let maximum = scaling["MaximumConcurrency"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("Events.Staged ScalingConfig.MaximumConcurrency: {scaling}"));
+    assert!(
+        (2..=reserved).contains(&maximum),
+        "MaximumConcurrency {maximum} must be in 2..={reserved} (the reserved concurrency)"
+    );
+}
+
+/// A staged object with no record is an orphan after the publisher's grace period; the grace
+/// must end before the message's first redelivery (the queue's visibility timeout), so that the
+/// second delivery removes it, long before the message could reach the DLQ.
+#[test]
+fn a_staged_orphan_is_removed_by_the_second_delivery() {
+    let template = Template::load();
+    let queue = &template.resources()["WatermarkQueue"]["Properties"];
+    let visibility = queue["VisibilityTimeout"]
+        .as_i64()
+        .expect("VisibilityTimeout");
+    let grace = joip::service::publish::STAGING_GRACE_S;
+    assert!(
+        grace < visibility,
+        "the publisher's grace ({grace} s) must be shorter than the visibility timeout \
+         ({visibility} s)"
+    );
+}
+
+/// The backstop for staged originals nobody removed: the general bucket expires `staging/`
+/// after a day, and no expiration ever reaches another prefix (community/ and sessions/ are
+/// what users see).
+#[test]
+fn staged_objects_expire_after_a_day_and_nothing_else_does() {
+    let template = Template::load();
+    let resources = template.resources();
+    let mut staging = Vec::new();
+    for (bucket, resource) in resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::S3::Bucket")
+    {
+        let rules = &resource["Properties"]["LifecycleConfiguration"]["Rules"];
+        for rule in strings(rules) {
+            let expires = ["ExpirationInDays", "ExpirationDate"]
+                .iter()
+                .any(|k| rule.get(*k).is_some());
+            if !expires {
+                continue;
+            }
+            let prefix = rule["Prefix"]
+                .as_str()
+                .or(rule["Filter"]["Prefix"].as_str());
+            assert_eq!(
+                (bucket.as_str(), prefix),
+                ("GeneralBucket", Some("staging/")),
+                "only staged originals expire: {rule}"
+            );
+            staging.push(rule);
+        }
+    }
+    assert_eq!(staging.len(), 1, "one expiration rule for staging/");
+    assert_eq!(staging[0]["Status"], "Enabled");
+    assert_eq!(staging[0]["ExpirationInDays"], 1, "{}", staging[0]);
+}
+
+/// The access log names the route, never the path: `/api/shared/media/{code}` carries whole
+/// share codes, and reading the logs must not open the links.
+#[test]
+fn access_logs_name_the_route_never_the_path() {
+    let template = Template::load();
+    let settings = &template.resources()["HttpApi"]["Properties"]["AccessLogSettings"];
+    let format = settings["Format"].as_str().expect("an access log format");
+    assert!(format.contains("$context.routeKey"), "{format}");
+    assert!(!format.contains("$context.path"), "{format}");
+}
+
+/// The code invalidates only on the distribution its environment names, so the variable and
+/// the grant go together: a function is given `JOIP_CDN_DISTRIBUTION_ID` (as `!Ref` the
+/// distribution, on itself, never in Globals) exactly when its policy allows CreateInvalidation.
+/// The policy test checks that the grant is there exactly when the code invalidates.
+#[test]
+fn the_distribution_id_is_given_to_exactly_the_functions_that_may_invalidate() {
+    let template = Template::load();
+    let resources = template.resources();
+    assert!(
+        template.root["Globals"]["Function"]["Environment"]["Variables"]
+            .get(CDN_VARIABLE)
+            .is_none(),
+        "not in Globals: only functions that invalidate"
+    );
+    let mut given = Vec::new();
+    for logical in template.functions().into_values() {
+        let properties = &resources[&logical]["Properties"];
+        let variable = properties["Environment"]["Variables"].get(CDN_VARIABLE);
+        let grants = properties["Policies"]
+            .to_string()
+            .contains("cloudfront:CreateInvalidation");
+        assert_eq!(
+            variable.is_some(),
+            grants,
+            "{logical}: {CDN_VARIABLE} and the CreateInvalidation grant go together"
+        );
+        if let Some(variable) = variable {
+            let distribution = variable["Ref"].as_str().unwrap_or_default();
+            assert_eq!(
+                resources.get(distribution).map(|r| &r["Type"]),
+                Some(&json!("AWS::CloudFront::Distribution")),
+                "{logical}: {CDN_VARIABLE} is !Ref the distribution, not {variable}"
+            );
+            given.push(logical);
+        }
+    }
+    assert!(!given.is_empty(), "someone unpublishes");
 }
