@@ -517,7 +517,7 @@ impl Blob {
         &self.s3
     }
 
-    /// Stores `bytes` at `bucket/key`.
+    /// Stores `bytes` at `bucket/key` (a private object).
     pub async fn put(
         &self,
         bucket: &str,
@@ -525,16 +525,7 @@ impl Blob {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), BlobError> {
-        self.s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| BlobError::new("put", bucket, key, e, false))?;
-        Ok(())
+        self.put_with(bucket, key, bytes, content_type, None).await
     }
 
     /// Stores a public object, served as exactly what it is: `content_type` from its bytes,
@@ -546,12 +537,25 @@ impl Blob {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<(), BlobError> {
+        let cache_control = Some(PUBLIC_CACHE_CONTROL);
+        self.put_with(bucket, key, bytes, content_type, cache_control)
+            .await
+    }
+
+    async fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        cache_control: Option<&str>,
+    ) -> Result<(), BlobError> {
         self.s3
             .put_object()
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
-            .cache_control(PUBLIC_CACHE_CONTROL)
+            .set_cache_control(cache_control.map(str::to_string))
             .body(ByteStream::from(bytes))
             .send()
             .await

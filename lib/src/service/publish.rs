@@ -75,8 +75,7 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
             ));
             return fail(app, &record, key, &why).await;
         }
-        // Gone: a concurrent delivery finished it (its record says so on the next delivery).
-        Err(e) if e.missing => return Ok(Processed::Skipped),
+        Err(e) if e.missing => return source_gone(app, id, key).await,
         // AccessDenied included: a policy or key mistake is retried, then dead-lettered and
         // alarmed, never taken for "already processed".
         Err(e) => return Err(transient(e)),
@@ -176,6 +175,22 @@ async fn missing_record(app: &App, key: &str) -> Result<Processed, Transient> {
     }
     app.blob.delete(general, key).await.map_err(transient)?;
     Ok(Processed::Skipped)
+}
+
+/// The staged source is gone. A concurrent delivery that published it deletes the source only
+/// after the record is `ready`; an unshare removes the record too. So a record still pending for
+/// this key will never be published (its source expired by the staging lifecycle rule, or was
+/// deleted by hand): it is `failed`, never left pending for good.
+async fn source_gone(app: &App, id: u64, key: &str) -> Result<Processed, Transient> {
+    match app.store.community_media(id).await.map_err(transient)? {
+        Some(r)
+            if r.status == CommunityStatus::Pending && r.staging_key.as_deref() == Some(key) =>
+        {
+            let why = WatermarkError::Corrupt("the staged source is gone".into());
+            fail(app, &r, key, &why).await
+        }
+        _ => Ok(Processed::Skipped),
+    }
 }
 
 /// Takes back what this run may have published for a record that is gone: its public object

@@ -305,7 +305,7 @@ impl Store {
             TransactWriteItem::builder().update(save).build(),
             TransactWriteItem::builder().update(session).build(),
         ];
-        self.settle(OP, items).await
+        self.write(OP, items).await
     }
 
     /// Rolls back a save that can never complete, in one fixed transaction: removes the save
@@ -352,7 +352,7 @@ impl Store {
                 TransactWriteItem::builder().delete(activity_delete).build(),
             ])
             .collect();
-        self.settle(OP, items).await
+        self.write(OP, items).await
     }
 
     /// Saves still `copying` whose lease lapsed before `now_ms`, oldest lapse first, at most
@@ -405,25 +405,6 @@ impl Store {
             if start.is_none() || found.len() >= limit {
                 return Ok(found);
             }
-        }
-    }
-
-    async fn settle(
-        &self,
-        op: &'static str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Written, StoreError> {
-        let sent = retry_conflicts(|| {
-            self.db
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-        })
-        .await;
-        match sent {
-            Ok(_) => Ok(Written::Done),
-            Err(err) if failed_conditions(&err).iter().any(|f| *f) => Ok(Written::Stale),
-            Err(err) => Err(StoreError::new(op, err)),
         }
     }
 }

@@ -130,6 +130,31 @@ async fn cached_gif(env: &TestEnv) -> (UserId, MediaId, String, String) {
     (owner, media.media_id, url, key)
 }
 
+/// An upload image shared to the community, pending (staged for the publisher), uploaded with
+/// `claimed` as its type: the test env, the owner, the media and the share's answer.
+async fn pending_upload(
+    claimed: Option<&str>,
+) -> (TestEnv, UserId, joip::store::items::MediaItem, Value) {
+    let env = TestEnv::new().await;
+    env.app.store.put_tag("solo", "Solo").await.unwrap();
+    let owner = env.user(0, false).await;
+    let photo = PHOTO.to_vec();
+    let media = upload_media(
+        &env.app,
+        &owner,
+        "p.jpg",
+        photo,
+        MediaSource::Upload,
+        claimed,
+    )
+    .await
+    .unwrap();
+    let body = json!({ "tags": ["solo"], "policyAgreed": true });
+    let (status, answer) = share(&env.app, &owner, media.media_id, body).await;
+    assert_eq!(status, 200, "{answer}");
+    (env, owner, media, answer)
+}
+
 /// `app` whose CloudFront client has its first `failures` calls answered with a fault (the
 /// emulator's chaos header): CloudFront throttling, busy or down.
 fn app_with_failing_cdn(env: &TestEnv, failures: usize) -> (App, Arc<AtomicUsize>) {
@@ -401,22 +426,7 @@ async fn public_copies_are_served_as_their_bytes_never_as_uploaded() {
 
 #[tokio::test]
 async fn a_watermarked_copy_is_served_as_its_bytes_with_a_short_browser_lifetime() {
-    let env = TestEnv::new().await;
-    env.app.store.put_tag("solo", "Solo").await.unwrap();
-    let owner = env.user(0, false).await;
-    let media = upload_media(
-        &env.app,
-        &owner,
-        "p.jpg",
-        PHOTO.to_vec(),
-        MediaSource::Upload,
-        Some("text/html"),
-    )
-    .await
-    .unwrap();
-    let body = json!({ "tags": ["solo"], "policyAgreed": true });
-    let (status, answer) = share(&env.app, &owner, media.media_id, body).await;
-    assert_eq!(status, 200, "{answer}");
+    let (env, _, _, answer) = pending_upload(Some("text/html")).await;
     let cid = answer["communityMediaId"].as_u64().unwrap();
     let record = env.app.store.community_media(cid).await.unwrap().unwrap();
     let staged = record.staging_key.clone().unwrap();
@@ -437,22 +447,7 @@ async fn a_watermarked_copy_is_served_as_its_bytes_with_a_short_browser_lifetime
 
 #[tokio::test]
 async fn a_staged_object_over_the_limit_fails_in_one_delivery_unread() {
-    let env = TestEnv::new().await;
-    env.app.store.put_tag("solo", "Solo").await.unwrap();
-    let owner = env.user(0, false).await;
-    let media = upload_media(
-        &env.app,
-        &owner,
-        "p.jpg",
-        PHOTO.to_vec(),
-        MediaSource::Upload,
-        None,
-    )
-    .await
-    .unwrap();
-    let body = json!({ "tags": ["solo"], "policyAgreed": true });
-    let (status, answer) = share(&env.app, &owner, media.media_id, body).await;
-    assert_eq!(status, 200, "{answer}");
+    let (env, _, _, answer) = pending_upload(None).await;
     let cid = answer["communityMediaId"].as_u64().unwrap();
     let record = env.app.store.community_media(cid).await.unwrap().unwrap();
     let staged = record.staging_key.clone().unwrap();
@@ -486,22 +481,7 @@ async fn a_staged_object_over_the_limit_fails_in_one_delivery_unread() {
 
 #[tokio::test]
 async fn a_publish_that_outlived_its_record_is_withdrawn_on_redelivery() {
-    let env = TestEnv::new().await;
-    env.app.store.put_tag("solo", "Solo").await.unwrap();
-    let owner = env.user(0, false).await;
-    let media = upload_media(
-        &env.app,
-        &owner,
-        "p.jpg",
-        PHOTO.to_vec(),
-        MediaSource::Upload,
-        None,
-    )
-    .await
-    .unwrap();
-    let body = json!({ "tags": ["solo"], "policyAgreed": true });
-    let (status, answer) = share(&env.app, &owner, media.media_id, body).await;
-    assert_eq!(status, 200, "{answer}");
+    let (env, owner, media, answer) = pending_upload(None).await;
     let url = answer["communityUrl"].as_str().unwrap().to_string();
     let cid = answer["communityMediaId"].as_u64().unwrap();
     let record = env.app.store.community_media(cid).await.unwrap().unwrap();
@@ -534,4 +514,26 @@ async fn a_publish_that_outlived_its_record_is_withdrawn_on_redelivery() {
     );
     assert_settled(&Stored::read(&env.app).await, "after the redelivery");
     let _ = support::endpoint();
+}
+
+#[tokio::test]
+async fn a_pending_copy_whose_staged_source_is_gone_fails_instead_of_waiting_forever() {
+    // The staging lifecycle rule expired the source (a message redriven from the DLQ a day
+    // later), or it was deleted by hand: nobody will ever publish the record.
+    let (env, _, _, answer) = pending_upload(None).await;
+    let cid = answer["communityMediaId"].as_u64().unwrap();
+    let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+    let staged = record.staging_key.clone().unwrap();
+    let general = &env.app.config.general_bucket;
+    env.app.blob.delete(general, &staged).await.unwrap();
+    let batch =
+        json!({ "Records": [{ "messageId": "m", "body": s3_notification(&staged).to_string() }] });
+    assert!(handle_batch(&env.app, &batch).await.is_empty());
+    let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+    assert_eq!(
+        record.status,
+        CommunityStatus::Failed,
+        "never shown, never pending for good"
+    );
+    assert_settled(&Stored::read(&env.app).await, "after the source was gone");
 }
