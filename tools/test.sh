@@ -43,7 +43,8 @@ export JOIP_TABLE=joip-e2e JOIP_GENERAL_BUCKET=joip-e2e-general \
   JOIP_USER_MEDIA_BUCKET=joip-e2e-user-media JOIP_WATERMARK_QUEUE=joip-e2e-watermark
 target/debug/joip-admin local init >"$LOGS/init.json"
 # The emulator's CDN: the functions invalidate it, communityUrl points at it.
-JOIP_CDN_DISTRIBUTION_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["distributionId"])' "$LOGS/init.json")
+JOIP_CDN_DISTRIBUTION_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["distributionId"] or "")' "$LOGS/init.json")
+[ -n "$JOIP_CDN_DISTRIBUTION_ID" ] || die "the emulator made no CDN distribution (see $LOGS/init.json)"
 export JOIP_CDN_DISTRIBUTION_ID
 log "starting cargo lambda watch on 127.0.0.1:$API_PORT (log: $LOGS/watch.log)"
 port_open "$API_PORT" && die "port $API_PORT is in use"

@@ -60,8 +60,10 @@ pub const DEFAULT_WATERMARK_MAX_PIXELS: u64 = 50_000_000;
 /// Largest staged file the watermark function reads.
 pub const DEFAULT_WATERMARK_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest file shared to the community as is (GIFs, videos, generated media); upload images
-/// are held to the watermark function's limit.
-pub const DEFAULT_COMMUNITY_MAX_BYTES: u64 = 1024 * 1024 * 1024;
+/// are held to the watermark function's limit. The share copies it within its request, so the
+/// limit keeps one CopyObject well inside the request's budget (a copy that outlasted the
+/// function would land at a key no record names).
+pub const DEFAULT_COMMUNITY_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
