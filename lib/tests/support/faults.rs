@@ -1,7 +1,7 @@
-//! Faults at the SDK level: the k-th DynamoDB or S3 call of an App fails as a network fails one,
-//! before the request lands (nothing applied) or after it (applied, the answer lost). One
-//! interceptor on both clients counts their calls together, so a sweep over k reaches every call
-//! a use case makes, in the order it makes them.
+//! Faults at the SDK level: the k-th DynamoDB, S3 or CloudFront call of an App fails as a network
+//! fails one, before the request lands (nothing applied) or after it (applied, the answer lost).
+//! One interceptor on every client counts their calls together, so a sweep over k reaches every
+//! call a use case makes (an unshare's invalidation included), in the order it makes them.
 
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
@@ -68,6 +68,9 @@ fn operation(request: &aws_sdk_dynamodb::config::http::HttpRequest) -> String {
     let headers = request.headers();
     if let Some(target) = headers.get("x-amz-target") {
         return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    if request.uri().contains("/2020-05-31/distribution/") {
+        return "CreateInvalidation".to_string(); // the one CloudFront call the code makes
     }
     let query = request.uri().split_once('?').map_or("", |(_, q)| q);
     let name = match request.method() {
@@ -142,8 +145,8 @@ impl Intercept for FailNth {
 }
 
 impl super::TestEnv {
-    /// Another App on the same table and buckets whose DynamoDB and S3 clients both run
-    /// `interceptor` (one count for both), with fresh id ranges.
+    /// Another App on the same table and buckets whose DynamoDB, S3 and CloudFront clients all
+    /// run `interceptor` (one count for all), with fresh id ranges.
     pub fn app_with_interceptor(&self, interceptor: FailNth) -> App {
         let db = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&self.sdk)
@@ -152,9 +155,17 @@ impl super::TestEnv {
         );
         let s3 = aws_sdk_s3::Client::from_conf(
             App::s3_config(&self.app.config, &self.sdk)
+                .interceptor(interceptor.clone())
+                .build(),
+        );
+        let cloudfront = aws_sdk_cloudfront::Client::from_conf(
+            aws_sdk_cloudfront::config::Builder::from(&self.sdk)
                 .interceptor(interceptor)
                 .build(),
         );
-        App::from_clients(self.app.config.clone(), &self.sdk, db, s3)
+        let mut app = App::from_clients(self.app.config.clone(), &self.sdk, db, s3);
+        let distribution = self.app.config.cdn_distribution_id.clone();
+        app.cdn = joip::cdn::Cdn::new(cloudfront, distribution);
+        app
     }
 }
