@@ -1105,23 +1105,15 @@ fn a_poison_message_reaches_the_dead_letter_queue() {
     // Wiring the bucket to the queue sent S3's test event; it is delivered like any other.
     let already = stack.peek(&queue).len() as u64;
     stack.send(&queue, "this is not an S3 event");
-    // The good message: a notification as S3 sends it (for an object already gone).
-    let notification = json!({ "Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-11-23T15:20:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": { "principalId": "AWS:AIDAEXAMPLE" },
-        "requestParameters": { "sourceIPAddress": "127.0.0.1" },
-        "responseElements": { "x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8" },
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "staging",
-            "bucket": { "name": "general", "arn": "arn:aws:s3:::general" },
-            "object": { "key": "staging/aa/bb/999-gone.jpg", "size": 1, "eTag": "0", "sequencer": "0A" }
-        }
-    }]});
+    // The good message: a notification as S3 sends it (the sample in events/, for an object
+    // already gone).
+    let sample: Value = serde_json::from_str(include_str!(
+        "../../events/watermark/sqs-s3-object-created.json"
+    ))
+    .unwrap();
+    let mut notification: Value =
+        serde_json::from_str(sample["Records"][0]["body"].as_str().unwrap()).unwrap();
+    notification["Records"][0]["s3"]["object"]["key"] = json!("staging/aa/bb/999-gone.jpg");
     stack.send(&queue, &notification.to_string());
     let (mut delivered, mut failed) = (0, 0);
     for _ in 0..20 {

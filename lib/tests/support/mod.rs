@@ -466,25 +466,17 @@ impl aws_sdk_s3::config::Intercept for Latency {
     }
 }
 
-/// The body of the S3 notification of a new object at `key`, as S3 sends it through SQS (key
-/// URL-encoded by the caller where it needs to be).
+/// The body of the S3 notification of a new object at `key` (URL-encoded by the caller where it
+/// needs to be), as S3 sends it through SQS: the real one in `events/watermark/`, its key replaced.
 pub fn s3_notification(key: &str) -> Value {
-    json!({ "Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": "us-east-1",
-        "eventTime": "2026-11-23T15:20:00.000Z",
-        "eventName": "ObjectCreated:Put",
-        "userIdentity": { "principalId": "AWS:AIDAEXAMPLE" },
-        "requestParameters": { "sourceIPAddress": "127.0.0.1" },
-        "responseElements": { "x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8" },
-        "s3": {
-            "s3SchemaVersion": "1.0",
-            "configurationId": "staging",
-            "bucket": { "name": "general", "arn": "arn:aws:s3:::general" },
-            "object": { "key": key, "size": 1, "eTag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "0A1B2C3D4E5F678901" }
-        }
-    }]})
+    let event: Value = serde_json::from_str(include_str!(
+        "../../../events/watermark/sqs-s3-object-created.json"
+    ))
+    .expect("the sample SQS event");
+    let body = event["Records"][0]["body"].as_str().expect("an SQS body");
+    let mut notification: Value = serde_json::from_str(body).expect("an S3 notification");
+    notification["Records"][0]["s3"]["object"]["key"] = json!(key);
+    notification
 }
 
 /// Hands an SQS batch (its JSON, as Lambda delivers it) to the publisher; the ids it reports as
