@@ -696,40 +696,70 @@ fn bad_input_gets_the_right_error() {
         Err(WatermarkError::TooLarge(_))
     ));
 
-    // Valid JPEGs the DCT path does not stamp: handed to the fallback, whose decoder reads
-    // neither arithmetic coding nor 12-bit samples (these patched files are not real
-    // progressive ones: `fallback_tests` has a real one).
-    let sof_at = good.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
-    let with = |marker: u8, precision: u8| {
-        let mut b = good.clone();
-        b[sof_at + 1] = marker;
-        b[sof_at + 4] = precision;
-        b
-    };
-    let progressive = with(0xC2, 8);
+    // A valid JPEG the DCT path does not stamp is handed to the fallback (this patched file
+    // is not a real progressive one: `fallback_tests` has a real one); arithmetic-coded and
+    // 12-bit ones are refused: `arithmetic_coded_jpeg_is_unsupported_not_corrupt`.
+    let progressive = with_sof(&good, 0xC2, 8);
     assert_eq!(
         jpeg::stamp(&progressive, &limits),
         Err(WatermarkError::NeedsFallback("progressive JPEG"))
     );
-    for (marker, precision) in [(0xC9, 8), (0xC1, 12)] {
-        let patched = with(marker, precision);
-        assert!(matches!(
-            jpeg::stamp(&patched, &limits),
-            Err(WatermarkError::NeedsFallback(_))
-        ));
-        let r = stamp(&patched, &limits);
-        assert!(
-            matches!(
-                r,
-                Err(WatermarkError::Unsupported(_) | WatermarkError::Corrupt(_))
-            ),
-            "SOF {marker:#x}, {precision} bits: {r:?}"
-        );
-    }
     assert!(matches!(
-        stamp(&with(0xC3, 8), &limits),
+        stamp(&with_sof(&good, 0xC3, 8), &limits),
         Err(WatermarkError::Unsupported(_))
     ));
+}
+
+/// `jpeg` (baseline, SOF0) with its SOF marker and sample precision patched.
+fn with_sof(jpeg: &[u8], marker: u8, precision: u8) -> Vec<u8> {
+    let sof_at = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    let mut b = jpeg.to_vec();
+    b[sof_at + 1] = marker;
+    b[sof_at + 4] = precision;
+    b
+}
+
+#[test]
+fn twelve_bit_jpeg_is_unsupported_not_corrupt() {
+    let good = ours(200, 150, Options::default());
+    for marker in [0xC0, 0xC1, 0xC2] {
+        assert_eq!(
+            stamp(&with_sof(&good, marker, 12), &Limits::default()),
+            Err(WatermarkError::Unsupported("12-bit JPEG")),
+            "SOF {marker:#x}"
+        );
+    }
+    // A precision no DCT process has is corrupt.
+    assert!(matches!(
+        stamp(&with_sof(&good, 0xC0, 9), &Limits::default()),
+        Err(WatermarkError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn arithmetic_coded_jpeg_is_unsupported_not_corrupt() {
+    let good = ours(200, 150, Options::default());
+    // Sequential and progressive arithmetic coding (SOF9, SOF10), lossless and hierarchical
+    // arithmetic coding (SOF11, SOF13..15).
+    for marker in [0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF] {
+        let r = stamp(&with_sof(&good, marker, 8), &Limits::default());
+        assert!(
+            matches!(r, Err(WatermarkError::Unsupported(_))),
+            "SOF {marker:#x}: {r:?}"
+        );
+    }
+    for sof in [0xC9, 0xCA] {
+        assert_eq!(
+            stamp(&with_sof(&good, sof, 8), &Limits::default()),
+            Err(WatermarkError::Unsupported("arithmetic-coded JPEG"))
+        );
+    }
+    // Arithmetic-coding conditioning (DAC): DC table 0 (L=0, U=1), AC table 0 (Kx=5).
+    let dac = seg(0xCC, &[0x00, 0x10, 0x10, 0x05]);
+    assert_eq!(
+        stamp(&with_segments(&good, &[dac]), &Limits::default()),
+        Err(WatermarkError::Unsupported("arithmetic-coded JPEG"))
+    );
 }
 
 /// `cargo test --release -p joip --lib watermark -- --ignored --nocapture`: prints how long
