@@ -388,8 +388,8 @@ fn parse_dht(
             counts,
             symbols: symbols.to_vec(),
         };
-        // Validates the code lengths.
-        DecodeTable::new(&spec)?;
+        // Every table is checked, used or not: the DHT is copied to the output as it is.
+        spec.check(class)?;
         if class == 0 {
             dc[id] = Some(spec);
         } else {
@@ -1044,7 +1044,7 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
     for (class, tables) in specs.iter().enumerate() {
         for (id, spec) in tables.iter().enumerate() {
             if let Some(spec) = spec {
-                spec.write_dht(class as u8, id as u8, &mut dht);
+                spec.write_dht(class as u8, id as u8, &mut dht)?;
             }
         }
     }

@@ -7,7 +7,8 @@
 //! (stored pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
 //! Progressive and multi-scan JPEG, PNG and WebP are decoded, turned upright, stamped in
 //! place and encoded again: `fallback.rs`. Arithmetic-coded and 12-bit JPEG are refused as
-//! [`WatermarkError::Unsupported`]: valid, but read by neither path.
+//! [`WatermarkError::Unsupported`]: valid, but read by neither path. A JPEG whose Huffman
+//! tables libjpeg-turbo would refuse is refused as corrupt, so it is never published.
 
 #[doc(hidden)]
 pub mod bench;

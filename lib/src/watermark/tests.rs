@@ -762,6 +762,95 @@ fn arithmetic_coded_jpeg_is_unsupported_not_corrupt() {
     );
 }
 
+/// `jpeg` with `segment` inserted just before its SOS: read last, a DHT there redefines the
+/// file's own tables.
+fn before_scan(jpeg: &[u8], segment: &[u8]) -> Vec<u8> {
+    let sos_len = segments(jpeg).last().unwrap().1.len() + 4;
+    let at = scan_start(jpeg) - sos_len;
+    [&jpeg[..at], segment, &jpeg[at..]].concat()
+}
+
+/// A DHT for DC table 0: the standard luminance codes (T.81 table K.3), plus one 10-bit code
+/// for `extra`, a symbol our scans never code.
+fn dc_table_with(extra: u8) -> Vec<u8> {
+    let mut p = vec![0x00, 0, 1, 5, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0];
+    p.extend(0..12u8);
+    p.push(extra);
+    seg(0xC4, &p)
+}
+
+#[test]
+fn a_dc_table_with_a_symbol_above_15_is_refused() {
+    let good = ours(200, 150, Options::default());
+    // libjpeg-turbo reads DC symbols up to 15 (jdhuff.c), unused ones included.
+    let fifteen = before_scan(&good, &dc_table_with(15));
+    let out = stamp(&fifteen, &Limits::default()).unwrap().bytes;
+    assert!(segments(&out)
+        .iter()
+        .any(|(m, p)| *m == 0xC4 && p.windows(2).any(|w| w == [11, 15])));
+    // "Bogus Huffman table definition" above 15: never published.
+    for extra in [16, 0x20, 0xFF] {
+        let r = stamp(
+            &before_scan(&good, &dc_table_with(extra)),
+            &Limits::default(),
+        );
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "DC symbol {extra}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_huffman_table_with_an_all_ones_code_is_refused() {
+    let good = ours(200, 150, Options::default());
+    let table = |tc_th: u8, counts: &[(usize, u8)], symbols: &[u8]| {
+        let mut p = vec![tc_th];
+        let mut bits = [0u8; 16];
+        for &(len, n) in counts {
+            bits[len - 1] = n;
+        }
+        p.extend_from_slice(&bits);
+        p.extend_from_slice(symbols);
+        before_scan(&good, &seg(0xC4, &p))
+    };
+    // Tables 2 and 3, which the scan does not use: the DHT is copied all the same.
+    let fits = [
+        table(0x02, &[(1, 1)], &[0]),
+        table(0x13, &[(2, 3)], &[0x00, 0x01, 0xF0]),
+        table(0x12, &[(1, 1), (16, 255)], &[0; 256]),
+    ];
+    for (n, input) in fits.iter().enumerate() {
+        assert!(stamp(input, &Limits::default()).is_ok(), "table {n}");
+    }
+    // Each holds the all-ones code of its longest length: libjpeg-turbo's "huffcode" check.
+    let overflows = [
+        table(0x02, &[(1, 2)], &[0, 1]),
+        table(0x13, &[(2, 4)], &[0x00, 0x01, 0x02, 0xF0]),
+        table(0x02, &[(1, 1), (2, 1), (3, 2)], &[0, 1, 2, 3]),
+        table(0x12, &[(8, 255), (9, 2)], &[0; 257]),
+    ];
+    for (n, input) in overflows.iter().enumerate() {
+        let r = stamp(input, &Limits::default());
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "table {n}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_huffman_table_with_more_than_256_symbols_is_refused() {
+    let good = ours(200, 150, Options::default());
+    // 257 codes of 16 bits fit the code space: only the count refuses them.
+    let mut p = vec![0x13];
+    p.extend_from_slice(&[0; 14]);
+    p.extend_from_slice(&[2, 255]);
+    p.extend_from_slice(&[0x01; 257]);
+    let r = stamp(&before_scan(&good, &seg(0xC4, &p)), &Limits::default());
+    assert!(matches!(r, Err(WatermarkError::Corrupt(_))), "{r:?}");
+}
+
 /// `cargo test --release -p joip --lib watermark -- --ignored --nocapture`: prints how long
 /// `stamp` takes on a 12 MP photo next to a full decode + encode through `image`, same run.
 #[test]
