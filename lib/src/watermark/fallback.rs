@@ -1,5 +1,6 @@
-//! The decode/stamp/encode path, for what the DCT path does not take: progressive,
-//! arithmetic-coded or multi-scan JPEG, PNG and WebP.
+//! The decode/stamp/encode path, for what the DCT path does not take: progressive or
+//! multi-scan JPEG (CMYK too), PNG and WebP. Arithmetic-coded and 12-bit JPEG never get
+//! here: the DCT path refuses them as unsupported.
 //!
 //! The image is decoded in its own colour type (no RGBA conversion), turned upright by its
 //! EXIF orientation (the output carries no tag), the mark is blended in place over its box

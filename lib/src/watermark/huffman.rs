@@ -22,6 +22,9 @@ const LUT_BITS: u32 = 9;
 /// Largest DC difference category for 8-bit samples (F.1.2.1: sizes 0..=11).
 const MAX_DC_SIZE: u8 = 11;
 
+/// Largest symbol libjpeg-turbo accepts in a DC table, whatever the sample precision.
+const MAX_DC_SYMBOL: u8 = 15;
+
 fn corrupt(what: &str) -> WatermarkError {
     WatermarkError::Corrupt(what.to_owned())
 }
@@ -54,8 +57,9 @@ pub(crate) struct HuffSpec {
 }
 
 impl HuffSpec {
-    /// Canonical codes (Annex C) as `(symbol, code, length)`; refuses tables whose lengths
-    /// overflow the code space, which a decoder could never have produced codes for.
+    /// Canonical codes (Annex C) as `(symbol, code, length)`; refuses what libjpeg-turbo's
+    /// `jpeg_make_d_derived_tbl` refuses as a bogus table: more than 256 symbols, or more
+    /// codes of a length than fit beside the all-ones code (which no table may use).
     fn codes(&self) -> Result<Vec<(u8, u16, u8)>, WatermarkError> {
         let total: usize = self.counts.iter().map(|&c| usize::from(c)).sum();
         if total != self.symbols.len() || total > 256 {
@@ -67,23 +71,38 @@ impl HuffSpec {
         for (i, &count) in self.counts.iter().enumerate() {
             let len = i as u32 + 1;
             for _ in 0..count {
-                if code >= 1 << len {
-                    return Err(corrupt("Huffman table overflows its code space"));
-                }
                 out.push((self.symbols[next], code as u16, len as u8));
                 next += 1;
                 code += 1;
+            }
+            // One past the last code of this length must still fit in it (libjpeg's check).
+            if code >= 1 << len {
+                return Err(corrupt("Huffman table overflows its code space"));
             }
             code <<= 1;
         }
         Ok(out)
     }
 
-    /// Appends this table's part of a DHT payload (class 0 = DC, 1 = AC).
-    pub fn write_dht(&self, class: u8, id: u8, out: &mut Vec<u8>) {
+    /// Refuses a table libjpeg-turbo would refuse to read (class 0 = DC, 1 = AC): the code
+    /// space rules of [`Self::codes`] for any table, and DC symbols above 15 (jdhuff.c),
+    /// whether or not a scan ever codes them.
+    pub fn check(&self, class: u8) -> Result<(), WatermarkError> {
+        self.codes()?;
+        if class == 0 && self.symbols.iter().any(|&s| s > MAX_DC_SYMBOL) {
+            return Err(corrupt("DC Huffman table symbol above 15"));
+        }
+        Ok(())
+    }
+
+    /// Appends this table's part of a DHT payload (class 0 = DC, 1 = AC); refuses, writing
+    /// nothing, a table libjpeg-turbo would not read ([`Self::check`]).
+    pub fn write_dht(&self, class: u8, id: u8, out: &mut Vec<u8>) -> Result<(), WatermarkError> {
+        self.check(class)?;
         out.push(class << 4 | id);
         out.extend_from_slice(&self.counts);
         out.extend_from_slice(&self.symbols);
+        Ok(())
     }
 }
 
@@ -952,6 +971,28 @@ pub(crate) mod tests {
             .all(|&(_, code, len)| u32::from(code) != (1 << len) - 1));
         let enc = EncodeTable::new(&spec).unwrap();
         assert!((0..40).all(|s| enc.len[s] > 0));
+    }
+
+    #[test]
+    fn dc_tables_we_write_never_hold_a_symbol_above_15() {
+        let mut freq = [0u32; 256];
+        freq[0] = 5;
+        freq[11] = 1;
+        let mut out = Vec::new();
+        optimal_table(&freq).write_dht(0, 0, &mut out).unwrap();
+        assert!(!out.is_empty());
+        // A DC difference of category 16 (a hostile, drifted predictor): libjpeg-turbo
+        // would refuse the table, so it is never written.
+        freq[16] = 1;
+        let spec = optimal_table(&freq);
+        let mut out = Vec::new();
+        assert!(matches!(
+            spec.write_dht(0, 0, &mut out),
+            Err(WatermarkError::Corrupt(_))
+        ));
+        assert!(out.is_empty());
+        // The same symbols make a valid AC table.
+        spec.write_dht(1, 0, &mut out).unwrap();
     }
 
     #[test]

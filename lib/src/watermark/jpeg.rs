@@ -43,6 +43,9 @@ const APP2: u8 = 0xE2;
 const APP14: u8 = 0xEE;
 const COM: u8 = 0xFE;
 
+/// Why an arithmetic-coded file (SOF9 to SOF15, or a DAC segment) is refused.
+const ARITHMETIC: &str = "arithmetic-coded JPEG";
+
 /// Which Huffman tables the output scan uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tables {
@@ -206,7 +209,7 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
                 frame = Some(parse_frame(marker, payload, limits)?);
                 pieces.push(Piece::Keep(range));
             }
-            DAC => return Err(WatermarkError::NeedsFallback("arithmetic coding")),
+            DAC => return Err(WatermarkError::Unsupported(ARITHMETIC)),
             DHT => {
                 parse_dht(payload, &mut dc, &mut ac)?;
                 pieces.push(Piece::Dht(range));
@@ -277,14 +280,20 @@ fn parse_frame(marker: u8, p: &[u8], limits: &Limits) -> Result<Frame, Watermark
     let width = usize::from(u16::from_be_bytes([p[3], p[4]]));
     // The size is checked first, whatever the coding: nothing is allocated for a bomb.
     check_pixels(width as u64, height as u64, limits)?;
+    // Valid files that nothing here decodes (the fallback's decoder reads neither arithmetic
+    // coding nor 12-bit samples) are unsupported, not corrupt, whatever else they are.
     match marker {
-        0xC0 | 0xC1 => {}
-        0xC2 => return Err(WatermarkError::NeedsFallback("progressive JPEG")),
-        0xC9 | 0xCA => return Err(WatermarkError::NeedsFallback("arithmetic coding")),
+        0xC0..=0xC2 => {}
+        0xC9..=0xCF => return Err(WatermarkError::Unsupported(ARITHMETIC)),
         _ => return Err(WatermarkError::Unsupported("lossless or hierarchical JPEG")),
     }
-    if precision != 8 {
-        return Err(WatermarkError::NeedsFallback("12-bit samples"));
+    match precision {
+        8 => {}
+        12 => return Err(WatermarkError::Unsupported("12-bit JPEG")),
+        _ => return Err(corrupt("sample precision of a DCT frame")),
+    }
+    if marker == 0xC2 {
+        return Err(WatermarkError::NeedsFallback("progressive JPEG"));
     }
     if width == 0 {
         return Err(corrupt("zero width"));
@@ -379,8 +388,8 @@ fn parse_dht(
             counts,
             symbols: symbols.to_vec(),
         };
-        // Validates the code lengths.
-        DecodeTable::new(&spec)?;
+        // Every table is checked, used or not: the DHT is copied to the output as it is.
+        spec.check(class)?;
         if class == 0 {
             dc[id] = Some(spec);
         } else {
@@ -1035,7 +1044,7 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
     for (class, tables) in specs.iter().enumerate() {
         for (id, spec) in tables.iter().enumerate() {
             if let Some(spec) = spec {
-                spec.write_dht(class as u8, id as u8, &mut dht);
+                spec.write_dht(class as u8, id as u8, &mut dht)?;
             }
         }
     }

@@ -5,8 +5,10 @@
 //! outside the mark's blocks keeps its exact coefficients and most of the file is copied
 //! rather than re-encoded: `jpeg.rs` says how. The mark is described in `mark.rs`; orientation
 //! (stored pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
-//! Everything else (progressive or arithmetic-coded JPEG, PNG, WebP) is decoded, turned
-//! upright, stamped in place and encoded again: `fallback.rs`.
+//! Progressive and multi-scan JPEG, PNG and WebP are decoded, turned upright, stamped in
+//! place and encoded again: `fallback.rs`. Arithmetic-coded and 12-bit JPEG are refused as
+//! [`WatermarkError::Unsupported`]: valid, but read by neither path. A JPEG whose Huffman
+//! tables libjpeg-turbo would refuse is refused as corrupt, so it is never published.
 
 #[doc(hidden)]
 pub mod bench;
@@ -60,7 +62,8 @@ pub struct Stamped {
 /// `NeedsFallback`, which asks for the decode/stamp/encode path instead.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WatermarkError {
-    /// Not JPEG, PNG or WebP by its magic bytes, an animation, or a variant we do not stamp.
+    /// Not JPEG, PNG or WebP by its magic bytes, an animation, or a valid variant we do not
+    /// stamp (arithmetic-coded or 12-bit JPEG, lossless or hierarchical JPEG).
     #[error("unsupported image: {0}")]
     Unsupported(&'static str),
     /// Over [`Limits`], refused from the header.
@@ -69,8 +72,8 @@ pub enum WatermarkError {
     /// Malformed or truncated.
     #[error("corrupt image: {0}")]
     Corrupt(String),
-    /// A valid image the DCT path does not handle (progressive, arithmetic-coded or 12-bit
-    /// JPEG, CMYK, PNG, WebP): internal, [`stamp`] then takes the decode/stamp/encode path.
+    /// A valid image the DCT path does not handle (progressive or multi-scan JPEG, CMYK,
+    /// unusual sampling, PNG, WebP): internal, [`stamp`] then takes the decode/stamp/encode path.
     #[error("needs the decode/stamp/encode path: {0}")]
     NeedsFallback(&'static str),
 }

@@ -215,11 +215,11 @@ pub(crate) fn encode(rgb: &[u8], w: usize, h: usize, opts: &Options) -> Vec<u8> 
     }
     segment(&mut out, 0xC0, &sof);
     let mut dht = Vec::new();
-    specs[0].write_dht(0, 0, &mut dht);
-    specs[1].write_dht(1, 0, &mut dht);
+    specs[0].write_dht(0, 0, &mut dht).unwrap();
+    specs[1].write_dht(1, 0, &mut dht).unwrap();
     if !opts.gray {
-        specs[2].write_dht(0, 1, &mut dht);
-        specs[3].write_dht(1, 1, &mut dht);
+        specs[2].write_dht(0, 1, &mut dht).unwrap();
+        specs[3].write_dht(1, 1, &mut dht).unwrap();
     }
     segment(&mut out, 0xC4, &dht);
     if ri > 0 {

@@ -696,40 +696,159 @@ fn bad_input_gets_the_right_error() {
         Err(WatermarkError::TooLarge(_))
     ));
 
-    // Valid JPEGs the DCT path does not stamp: handed to the fallback, whose decoder reads
-    // neither arithmetic coding nor 12-bit samples (these patched files are not real
-    // progressive ones: `fallback_tests` has a real one).
-    let sof_at = good.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
-    let with = |marker: u8, precision: u8| {
-        let mut b = good.clone();
-        b[sof_at + 1] = marker;
-        b[sof_at + 4] = precision;
-        b
-    };
-    let progressive = with(0xC2, 8);
+    // A valid JPEG the DCT path does not stamp is handed to the fallback (this patched file
+    // is not a real progressive one: `fallback_tests` has a real one); arithmetic-coded and
+    // 12-bit ones are refused: `arithmetic_coded_jpeg_is_unsupported_not_corrupt`.
+    let progressive = with_sof(&good, 0xC2, 8);
     assert_eq!(
         jpeg::stamp(&progressive, &limits),
         Err(WatermarkError::NeedsFallback("progressive JPEG"))
     );
-    for (marker, precision) in [(0xC9, 8), (0xC1, 12)] {
-        let patched = with(marker, precision);
-        assert!(matches!(
-            jpeg::stamp(&patched, &limits),
-            Err(WatermarkError::NeedsFallback(_))
-        ));
-        let r = stamp(&patched, &limits);
-        assert!(
-            matches!(
-                r,
-                Err(WatermarkError::Unsupported(_) | WatermarkError::Corrupt(_))
-            ),
-            "SOF {marker:#x}, {precision} bits: {r:?}"
-        );
-    }
     assert!(matches!(
-        stamp(&with(0xC3, 8), &limits),
+        stamp(&with_sof(&good, 0xC3, 8), &limits),
         Err(WatermarkError::Unsupported(_))
     ));
+}
+
+/// `jpeg` (baseline, SOF0) with its SOF marker and sample precision patched.
+fn with_sof(jpeg: &[u8], marker: u8, precision: u8) -> Vec<u8> {
+    let sof_at = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    let mut b = jpeg.to_vec();
+    b[sof_at + 1] = marker;
+    b[sof_at + 4] = precision;
+    b
+}
+
+#[test]
+fn twelve_bit_jpeg_is_unsupported_not_corrupt() {
+    let good = ours(200, 150, Options::default());
+    for marker in [0xC0, 0xC1, 0xC2] {
+        assert_eq!(
+            stamp(&with_sof(&good, marker, 12), &Limits::default()),
+            Err(WatermarkError::Unsupported("12-bit JPEG")),
+            "SOF {marker:#x}"
+        );
+    }
+    // A precision no DCT process has is corrupt.
+    assert!(matches!(
+        stamp(&with_sof(&good, 0xC0, 9), &Limits::default()),
+        Err(WatermarkError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn arithmetic_coded_jpeg_is_unsupported_not_corrupt() {
+    let good = ours(200, 150, Options::default());
+    // Sequential and progressive arithmetic coding (SOF9, SOF10), lossless and hierarchical
+    // arithmetic coding (SOF11, SOF13..15).
+    for marker in [0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF] {
+        let r = stamp(&with_sof(&good, marker, 8), &Limits::default());
+        assert!(
+            matches!(r, Err(WatermarkError::Unsupported(_))),
+            "SOF {marker:#x}: {r:?}"
+        );
+    }
+    for sof in [0xC9, 0xCA] {
+        assert_eq!(
+            stamp(&with_sof(&good, sof, 8), &Limits::default()),
+            Err(WatermarkError::Unsupported("arithmetic-coded JPEG"))
+        );
+    }
+    // Arithmetic-coding conditioning (DAC): DC table 0 (L=0, U=1), AC table 0 (Kx=5).
+    let dac = seg(0xCC, &[0x00, 0x10, 0x10, 0x05]);
+    assert_eq!(
+        stamp(&with_segments(&good, &[dac]), &Limits::default()),
+        Err(WatermarkError::Unsupported("arithmetic-coded JPEG"))
+    );
+}
+
+/// `jpeg` with `segment` inserted just before its SOS: read last, a DHT there redefines the
+/// file's own tables.
+fn before_scan(jpeg: &[u8], segment: &[u8]) -> Vec<u8> {
+    let sos_len = segments(jpeg).last().unwrap().1.len() + 4;
+    let at = scan_start(jpeg) - sos_len;
+    [&jpeg[..at], segment, &jpeg[at..]].concat()
+}
+
+/// A DHT for DC table 0: the standard luminance codes (T.81 table K.3), plus one 10-bit code
+/// for `extra`, a symbol our scans never code.
+fn dc_table_with(extra: u8) -> Vec<u8> {
+    let mut p = vec![0x00, 0, 1, 5, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0];
+    p.extend(0..12u8);
+    p.push(extra);
+    seg(0xC4, &p)
+}
+
+#[test]
+fn a_dc_table_with_a_symbol_above_15_is_refused() {
+    let good = ours(200, 150, Options::default());
+    // libjpeg-turbo reads DC symbols up to 15 (jdhuff.c), unused ones included.
+    let fifteen = before_scan(&good, &dc_table_with(15));
+    let out = stamp(&fifteen, &Limits::default()).unwrap().bytes;
+    assert!(segments(&out)
+        .iter()
+        .any(|(m, p)| *m == 0xC4 && p.windows(2).any(|w| w == [11, 15])));
+    // "Bogus Huffman table definition" above 15: never published.
+    for extra in [16, 0x20, 0xFF] {
+        let r = stamp(
+            &before_scan(&good, &dc_table_with(extra)),
+            &Limits::default(),
+        );
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "DC symbol {extra}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_huffman_table_with_an_all_ones_code_is_refused() {
+    let good = ours(200, 150, Options::default());
+    let table = |tc_th: u8, counts: &[(usize, u8)], symbols: &[u8]| {
+        let mut p = vec![tc_th];
+        let mut bits = [0u8; 16];
+        for &(len, n) in counts {
+            bits[len - 1] = n;
+        }
+        p.extend_from_slice(&bits);
+        p.extend_from_slice(symbols);
+        before_scan(&good, &seg(0xC4, &p))
+    };
+    // Tables 2 and 3, which the scan does not use: the DHT is copied all the same.
+    let fits = [
+        table(0x02, &[(1, 1)], &[0]),
+        table(0x13, &[(2, 3)], &[0x00, 0x01, 0xF0]),
+        table(0x12, &[(1, 1), (16, 255)], &[0; 256]),
+    ];
+    for (n, input) in fits.iter().enumerate() {
+        assert!(stamp(input, &Limits::default()).is_ok(), "table {n}");
+    }
+    // Each holds the all-ones code of its longest length: libjpeg-turbo's "huffcode" check.
+    let overflows = [
+        table(0x02, &[(1, 2)], &[0, 1]),
+        table(0x13, &[(2, 4)], &[0x00, 0x01, 0x02, 0xF0]),
+        table(0x02, &[(1, 1), (2, 1), (3, 2)], &[0, 1, 2, 3]),
+        table(0x12, &[(8, 255), (9, 2)], &[0; 257]),
+    ];
+    for (n, input) in overflows.iter().enumerate() {
+        let r = stamp(input, &Limits::default());
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "table {n}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_huffman_table_with_more_than_256_symbols_is_refused() {
+    let good = ours(200, 150, Options::default());
+    // 257 codes of 16 bits fit the code space: only the count refuses them.
+    let mut p = vec![0x13];
+    p.extend_from_slice(&[0; 14]);
+    p.extend_from_slice(&[2, 255]);
+    p.extend_from_slice(&[0x01; 257]);
+    let r = stamp(&before_scan(&good, &seg(0xC4, &p)), &Limits::default());
+    assert!(matches!(r, Err(WatermarkError::Corrupt(_))), "{r:?}");
 }
 
 /// `cargo test --release -p joip --lib watermark -- --ignored --nocapture`: prints how long
