@@ -101,7 +101,7 @@ pub async fn ensure_local_distribution(
     bucket: &str,
     region: &str,
 ) -> Result<String, BoxError> {
-    let comment = format!("joip local community media: {bucket}");
+    let comment = local_comment(bucket);
     let listed = client.list_distributions().send().await?;
     let existing = (listed.distribution_list())
         .map(|l| l.items())
@@ -126,7 +126,7 @@ pub async fn create_local_distribution(
         DefaultCacheBehavior, DistributionConfig, Origin, Origins, S3OriginConfig,
         ViewerProtocolPolicy,
     };
-    let comment = format!("joip local community media: {bucket}");
+    let comment = local_comment(bucket);
     let origin = Origin::builder()
         .id("GeneralBucket")
         .domain_name(format!("{bucket}.s3.{region}.amazonaws.com"))
@@ -155,4 +155,10 @@ pub async fn create_local_distribution(
         .distribution()
         .map(|d| d.id().to_string())
         .ok_or("CreateDistribution answered no distribution")?)
+}
+
+/// The comment that names the local distribution of `bucket` (how `ensure_local_distribution`
+/// finds it again).
+fn local_comment(bucket: &str) -> String {
+    format!("joip local community media: {bucket}")
 }

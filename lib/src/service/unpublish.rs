@@ -5,7 +5,7 @@
 //! throttled) the reaper's sweep finishes within a minute, batched up to CloudFront's limit of
 //! paths per invalidation. Every step is idempotent, so doing one twice is harmless.
 
-use crate::cdn::{Cdn, MAX_PATHS};
+use crate::cdn::MAX_PATHS;
 use crate::error::Report;
 use crate::store::items::{CommunityMediaItem, UnpublishItem};
 use crate::store::{keys, StoreError};
@@ -119,14 +119,10 @@ pub async fn sweep(app: &App, older_than_ms: i64) -> Result<Swept, StoreError> {
     Ok(swept)
 }
 
-/// The CDN path of an owed removal, for logs and checks.
-pub fn path(item: &UnpublishItem) -> String {
-    Cdn::path(&item.key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cdn::Cdn;
     use crate::domain::{MediaId, MediaKind, UserId};
     use crate::store::items::CommunityStatus;
 
@@ -156,7 +152,7 @@ mod tests {
         assert_eq!(owed.len(), 2);
         assert!(owed[0].invalidate && owed[0].key == record.key);
         assert!(!owed[1].invalidate && owed[1].key == "staging/aa/bb/7-x.jpg");
-        assert_eq!(path(&owed[0]), "/community/aa/bb/7-x.jpg");
+        assert_eq!(Cdn::path(&owed[0].key), "/community/aa/bb/7-x.jpg");
         assert_ne!(owed[0].pk, owed[1].pk);
     }
 }
