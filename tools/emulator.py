@@ -74,10 +74,15 @@ API (CreateDistribution, answered by moto); the origin bucket is the first origi
     Expires as a TTL, disabled distributions, signed URLs, per-edge caches (there is one edge),
     and cache behaviours other than the default one.
 
+S3 server-side copies (CopyObject, UploadPartCopy) honour x-amz-copy-source-if-match as S3 does
+(412 PreconditionFailed when the source's ETag differs; moto ignores the header), so a copy of
+bytes sniffed earlier never copies other bytes.
+
 Settings:
   JOIP_EMULATOR_TXN_MS=<ms>        how long a transaction stays in flight (default 10)
   JOIP_EMULATOR_CHAOS=<0..1>       fraction of eligible requests that fail (default 0: off)
   JOIP_EMULATOR_CHAOS_SEED=<int>   seed of the one random generator chaos draws from (default 0)
+  JOIP_EMULATOR_COPY_MS_PER_MIB=<ms>  copy latency per MiB (default 0), as x-joip-copy-ms-per-mib
   JOIP_EMULATOR_INVALIDATION_MS=<ms>  how long a CloudFront invalidation stays in progress before
                                    it purges the edge (default 300; CloudFront takes seconds)
 Per request (headers, removed before moto sees the request):
@@ -85,6 +90,9 @@ Per request (headers, removed before moto sees the request):
   x-joip-txn-ms: <ms>              this transaction's in-flight window (instead of the default)
   x-joip-latency-ms: <ms>          answer this request that much later (a slow S3 or DynamoDB:
                                    the caller waits asynchronously, as it would on AWS)
+  x-joip-copy-ms-per-mib: <ms>     a CopyObject or UploadPartCopy takes this long for each MiB it
+                                   copies (the source's size, or its x-amz-copy-source-range), as
+                                   S3's server-side copies take time in proportion to their size
 Endpoints of its own (never routed to moto):
   GET /_joip/chaos                 {"rate": r, "injected": n, "by_kind": {kind: n}}: the global
                                    rate and the faults injected so far
@@ -937,8 +945,9 @@ class Cdn:
 
 
 class Emulator:
-    def __init__(self, app, chaos, txn_ms, cdn):
+    def __init__(self, app, chaos, txn_ms, cdn, copy_ms_per_mib=0.0):
         self.app = app
+        self.copy_ms_per_mib = copy_ms_per_mib
         self.chaos = chaos
         self.txn_ms = txn_ms
         self.cdn = cdn
@@ -971,6 +980,42 @@ class Emulator:
                 while stream.read(1 << 16):
                     pass
                 return _s3_error(environ, start_response, fault[0])
+            if "HTTP_X_AMZ_COPY_SOURCE" in environ:
+                return self._copy(environ, start_response)
+        return self.app(environ, start_response)
+
+    def _copy(self, environ, start_response):
+        """A server-side copy: S3's if-match condition, and time in proportion to its size."""
+        source = unquote(environ["HTTP_X_AMZ_COPY_SOURCE"]).lstrip("/").split("?", 1)[0]
+        bucket, _, key = source.partition("/")
+        try:
+            obj = s3_backends[Caller(environ).account]["aws"].get_object(bucket, key)
+        except Exception:  # noqa: BLE001 - no bucket or key: moto answers as S3 does
+            obj = None
+        if obj is None:
+            return self.app(environ, start_response)
+        expected = environ.get("HTTP_X_AMZ_COPY_SOURCE_IF_MATCH")
+        if expected is not None and expected.strip('"') != obj.etag.strip('"'):
+            _read_body(environ)
+            request_id = uuid.uuid4().hex[:16].upper()
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n'
+                "<Error><Code>PreconditionFailed</Code>"
+                "<Message>At least one of the pre-conditions you specified did not hold</Message>"
+                "<Condition>x-amz-copy-source-If-Match</Condition>"
+                f"<RequestId>{request_id}</RequestId><HostId>{request_id}</HostId></Error>"
+            ).encode()
+            headers = [("x-amz-request-id", request_id), ("x-amz-id-2", request_id)]
+            return _respond(environ, start_response, 412, "application/xml", body, headers)
+        per_mib = _header_number(environ, "HTTP_X_JOIP_COPY_MS_PER_MIB")
+        per_mib = self.copy_ms_per_mib if per_mib is None else max(per_mib, 0.0)
+        if per_mib:
+            size = len(obj.value)
+            ranged = environ.get("HTTP_X_AMZ_COPY_SOURCE_RANGE", "")
+            copied = re.fullmatch(r"bytes=(\d+)-(\d+)", ranged)
+            if copied:
+                size = int(copied.group(2)) - int(copied.group(1)) + 1
+            time.sleep(min(per_mib * size / (1 << 20), 600_000.0) / 1000)
         return self.app(environ, start_response)
 
     def _own(self, environ, start_response, path):
@@ -1252,12 +1297,13 @@ def main():
     chaos = Chaos(rate, _env_number("JOIP_EMULATOR_CHAOS_SEED", 0, int))
     txn_ms = max(_env_number("JOIP_EMULATOR_TXN_MS", 10.0, float), 0.0)
     cdn = Cdn(max(_env_number("JOIP_EMULATOR_INVALIDATION_MS", 300.0, float), 0.0))
+    copy_ms_per_mib = max(_env_number("JOIP_EMULATOR_COPY_MS_PER_MIB", 0.0, float), 0.0)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
         args.port,
-        Emulator(app, chaos, txn_ms, cdn),
+        Emulator(app, chaos, txn_ms, cdn, copy_ms_per_mib),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

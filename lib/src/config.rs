@@ -60,10 +60,14 @@ pub const DEFAULT_WATERMARK_MAX_PIXELS: u64 = 50_000_000;
 /// Largest staged file the watermark function reads.
 pub const DEFAULT_WATERMARK_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Largest file shared to the community as is (GIFs, videos, generated media); upload images
-/// are held to the watermark function's limit. The share copies it within its request, so the
-/// limit keeps one CopyObject well inside the request's budget (a copy that outlasted the
-/// function would land at a key no record names).
+/// are held to the watermark function's limit. The publisher copies it within its own deadline
+/// (60 s), so the limit keeps that one copy well inside it.
 pub const DEFAULT_COMMUNITY_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest as-is file a share copies to staging within its request (a server-side copy of this
+/// size takes well under a second); larger ones are handed over: the record names the user's
+/// original and the publisher copies it. A staged copy no longer depends on the original, which
+/// its owner may delete before the publisher runs.
+pub const DEFAULT_STAGE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
@@ -108,6 +112,8 @@ pub struct Config {
     pub watermark_max_bytes: u64,
     /// See [`DEFAULT_COMMUNITY_MAX_BYTES`].
     pub community_max_bytes: u64,
+    /// See [`DEFAULT_STAGE_MAX_BYTES`].
+    pub stage_max_bytes: u64,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -230,6 +236,7 @@ impl Config {
             )?,
             watermark_max_bytes: number("JOIP_WATERMARK_MAX_BYTES", DEFAULT_WATERMARK_MAX_BYTES)?,
             community_max_bytes: number("JOIP_COMMUNITY_MAX_BYTES", DEFAULT_COMMUNITY_MAX_BYTES)?,
+            stage_max_bytes: number("JOIP_STAGE_MAX_BYTES", DEFAULT_STAGE_MAX_BYTES)?,
         })
     }
 }

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -122,10 +123,22 @@ def main() -> None:
     # Pages that continue: a second GIF in the feed under the same tag, and one real cursor of each
     # kind (cursors are signed; only these and the ones the run receives can be valid).
     gif2 = upload(me, DEMO / "demo-loop.gif", "babecock")
-    status, body = api(base, "POST", f"/api/media/{gif2['mediaId']}/share", token,
-                       {"shareToCommunity": True, "tags": ["artistic"]})
+    status, shared2 = api(base, "POST", f"/api/media/{gif2['mediaId']}/share", token,
+                          {"shareToCommunity": True, "tags": ["artistic"]})
     if status != 200:
-        sys.exit(f"seed: sharing the second GIF answered {status} {body}")
+        sys.exit(f"seed: sharing the second GIF answered {status} {shared2}")
+    # Both GIFs go public through the publisher (the poller delivers the queue to it): wait until
+    # the tag's feed lists them.
+    wanted = {shared["communityMediaId"], shared2["communityMediaId"]}
+    deadline = time.monotonic() + 120
+    while True:
+        status, body = api(base, "GET", "/api/community/media?tag=artistic&limit=100", token)
+        listed = {m["communityMediaId"] for m in body.get("media", [])} if status == 200 else set()
+        if wanted <= listed:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"seed: the shared GIFs were never published: {status} {body}")
+        time.sleep(0.5)
     issued = []
     for label, path, tag in [
         ("GET /api/user/media", "/api/user/media?limit=1", None),

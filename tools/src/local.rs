@@ -370,8 +370,9 @@ async fn seed(target: &Target) -> Result<Value> {
         None,
     )
     .await?;
-    // Shared as the web client would: the upload to the community (pending until the watermark
-    // function publishes it), and a generated GIF straight to the feed.
+    // Shared as the web client would: the upload to the community, and a generated GIF. Both are
+    // pending until the publisher (the watermark function, which `tools/dev.sh`'s poller feeds)
+    // makes them public: the upload watermarked, the GIF copied as is.
     let share = |tags: &[&str]| joip::service::share::ShareRequest {
         file_path: joip::http::Field::Absent,
         share_to_community: true,

@@ -92,6 +92,7 @@ impl Target {
             watermark_max_pixels: joip::config::DEFAULT_WATERMARK_MAX_PIXELS,
             watermark_max_bytes: joip::config::DEFAULT_WATERMARK_MAX_BYTES,
             community_max_bytes: joip::config::DEFAULT_COMMUNITY_MAX_BYTES,
+            stage_max_bytes: joip::config::DEFAULT_STAGE_MAX_BYTES,
         };
         Ok(Self {
             app: App::new(config, &sdk),

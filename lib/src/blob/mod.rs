@@ -102,6 +102,14 @@ fn object_missing<E: ProvideErrorMetadata>(
         || (code.is_none() && matches!(status, Some(404 | 412)))
 }
 
+/// What makes a copy public: the type sniffed from the source's bytes, and the ETag of those
+/// bytes.
+#[derive(Clone, Copy, Debug)]
+struct Public<'a> {
+    content_type: &'a str,
+    e_tag: &'a str,
+}
+
 /// The first bytes of an object and what S3 says of the whole.
 #[derive(Clone, Debug)]
 pub struct Head {
@@ -187,17 +195,21 @@ impl Blob {
             .await
     }
 
-    /// Copies `src` to a public `dst` served as exactly what it is: `content_type` (from the
-    /// bytes), [`PUBLIC_CACHE_CONTROL`], and none of the source's metadata, disposition or
-    /// uploader-given type (`MetadataDirective=REPLACE`).
+    /// Copies exactly the bytes of `src` whose ETag is `e_tag` (those its `content_type` was
+    /// sniffed from: `CopySourceIfMatch`, so other bytes are `missing`, never copied) to a public
+    /// `dst` served as exactly what it is: `content_type`, [`PUBLIC_CACHE_CONTROL`], and none of
+    /// the source's metadata, disposition or uploader-given type (`MetadataDirective=REPLACE`).
     pub async fn copy_public(
         &self,
         (src_bucket, src_key): (&str, &str),
         (dst_bucket, dst_key): (&str, &str),
         size: Option<u64>,
-        content_type: &str,
+        (content_type, e_tag): (&str, &str),
     ) -> Result<(), BlobError> {
-        let public = Some(content_type);
+        let public = Some(Public {
+            content_type,
+            e_tag,
+        });
         self.copy_as(src_bucket, src_key, dst_bucket, dst_key, size, public)
             .await
     }
@@ -209,7 +221,7 @@ impl Blob {
         dst_bucket: &str,
         dst_key: &str,
         size: Option<u64>,
-        public: Option<&str>,
+        public: Option<Public<'_>>,
     ) -> Result<(), BlobError> {
         if size.is_some_and(|s| s > self.single_copy_limit) {
             return self
@@ -222,10 +234,11 @@ impl Blob {
             .copy_source(copy_source(src_bucket, src_key))
             .bucket(dst_bucket)
             .key(dst_key);
-        if let Some(content_type) = public {
+        if let Some(public) = public {
             request = request
+                .copy_source_if_match(public.e_tag)
                 .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-                .content_type(content_type)
+                .content_type(public.content_type)
                 .cache_control(PUBLIC_CACHE_CONTROL);
         }
         match request.send().await {
@@ -245,7 +258,7 @@ impl Blob {
         src_key: &str,
         dst_bucket: &str,
         dst_key: &str,
-        public: Option<&str>,
+        public: Option<Public<'_>>,
     ) -> Result<(), BlobError> {
         let head = self
             .s3
@@ -257,7 +270,11 @@ impl Blob {
             .map_err(|e| BlobError::from_sdk("head", src_bucket, src_key, e))?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
         // A multipart copy never carries the source's metadata; a public one gets its headers.
-        let content_type = public.or(head.content_type()).map(str::to_string);
+        let content_type = public
+            .map(|p| p.content_type)
+            .or(head.content_type())
+            .map(str::to_string);
+        let if_match = public.map(|p| p.e_tag.to_string());
         let upload = self
             .s3
             .create_multipart_upload()
@@ -281,6 +298,7 @@ impl Blob {
             .map(|(number, start, end)| {
                 let source = source.clone();
                 let upload_id = upload_id.clone();
+                let if_match = if_match.clone();
                 async move {
                     let out = self
                         .s3
@@ -291,6 +309,7 @@ impl Blob {
                         .part_number(number)
                         .copy_source(source)
                         .copy_source_range(format!("bytes={start}-{end}"))
+                        .set_copy_source_if_match(if_match)
                         .send()
                         .await
                         .map_err(|e| BlobError::from_sdk("copy part", src_bucket, src_key, e))?;

@@ -1,14 +1,18 @@
-//! The publisher's use case (the watermark function; DESIGN invariant 4): a staged upload
-//! becomes the public, watermarked community copy, or its record becomes `failed`. Idempotent and order-proof: a
+//! The publisher's use case (the watermark function; DESIGN invariant 4): every community copy
+//! goes public here, never from a request. A staged upload image becomes the public, watermarked
+//! copy; a GIF, video or generated media (staged, or handed over) is copied as is; or the record becomes
+//! `failed`. Idempotent and order-proof: a
 //! duplicate or late event, an event for an object already processed, two deliveries racing, or a
 //! crash between publishing and marking all end in one public object for one `ready` record, or
 //! in none.
 
 use crate::blob::keys::{community_for_staging, staging_record_id, COMMUNITY_PREFIX};
 use crate::blob::Bounded;
+use crate::domain::sniff_mime;
 use crate::error::{BoxError, Report};
+use crate::service::share::community_copy::SNIFF_BYTES;
 use crate::service::unpublish;
-use crate::store::items::{CommunityMediaItem, CommunityStatus};
+use crate::store::items::{CommunityMediaItem, CommunityStatus, Handover};
 use crate::store::Written;
 use crate::watermark::{stamp, Limits, WatermarkError};
 use crate::App;
@@ -61,6 +65,38 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         app.blob.delete(general, key).await.map_err(transient)?;
         return Ok(Processed::Skipped);
     }
+    if !record.key.starts_with(COMMUNITY_PREFIX) {
+        return Err(transient(format!("record {id} expects a non-public key")));
+    }
+    let made = match &record.handover {
+        Some(original) => copy_original(app, &record, original).await?,
+        None => stamp_staged(app, &record, key).await?,
+    };
+    match made {
+        Made::Public => commit(app, record, key).await,
+        Made::Refused(why) => fail(app, &record, key, &why).await,
+        Made::SourceGone => source_gone(app, id, key).await,
+    }
+}
+
+/// What became of making the public object.
+enum Made {
+    /// The public object is written.
+    Public,
+    /// The source can never be published (too large, not what the share sniffed, corrupt).
+    Refused(WatermarkError),
+    /// The source is gone.
+    SourceGone,
+}
+
+/// An upload image: its staged copy, read no further than the size limit and one byte, stamped
+/// and put at the public key.
+async fn stamp_staged(
+    app: &App,
+    record: &CommunityMediaItem,
+    key: &str,
+) -> Result<Made, Transient> {
+    let general = &app.config.general_bucket;
     // Never more than the limit and one byte: a huge file is refused by its size, unread.
     let original = match app
         .blob
@@ -69,13 +105,12 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
     {
         Ok(Bounded::Whole(bytes)) => bytes,
         Ok(Bounded::TooLarge(size)) => {
-            let why = WatermarkError::TooLarge(format!(
+            return Ok(Made::Refused(WatermarkError::TooLarge(format!(
                 "{size} bytes, the limit is {}",
                 app.config.watermark_max_bytes
-            ));
-            return fail(app, &record, key, &why).await;
+            ))));
         }
-        Err(e) if e.missing => return source_gone(app, id, key).await,
+        Err(e) if e.missing => return Ok(Made::SourceGone),
         // AccessDenied included: a policy or key mistake is retried, then dead-lettered and
         // alarmed, never taken for "already processed".
         Err(e) => return Err(transient(e)),
@@ -91,15 +126,63 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         .map_err(transient)?;
     let stamped = match stamped {
         Ok(stamped) => stamped,
-        Err(e) => return fail(app, &record, key, &e).await,
+        Err(e) => return Ok(Made::Refused(e)),
     };
-    if !record.key.starts_with(COMMUNITY_PREFIX) {
-        return Err(transient(format!("record {id} expects a non-public key")));
-    }
     app.blob
         .put_public(general, &record.key, stamped.bytes, stamped.mime)
         .await
         .map_err(transient)?;
+    Ok(Made::Public)
+}
+
+/// A kind published as is (GIF, video, generated media): its source (the share's staged copy,
+/// or the handed-over original when it was too large to stage), sniffed again here (the bytes decide its type, whatever changed since the share), then copied
+/// server-side, exactly the bytes sniffed (`CopySourceIfMatch`), as a public object with headers
+/// from those bytes. The copy is S3's, so it costs this function no memory whatever the size.
+async fn copy_original(
+    app: &App,
+    record: &CommunityMediaItem,
+    original: &Handover,
+) -> Result<Made, Transient> {
+    let source = (original.bucket.as_str(), original.key.as_str());
+    let head = match app.blob.get_range(source.0, source.1, SNIFF_BYTES).await {
+        Ok(head) => head,
+        Err(e) if e.missing => return Ok(Made::SourceGone),
+        Err(e) => return Err(transient(e)),
+    };
+    let mime = sniff_mime(&head.bytes);
+    if mime != Some(record.mime_type.as_str()) {
+        return Ok(Made::Refused(WatermarkError::Unsupported(
+            "the original's bytes are no longer what was shared",
+        )));
+    }
+    let max = app.config.community_max_bytes;
+    if head.size > max {
+        return Ok(Made::Refused(WatermarkError::TooLarge(format!(
+            "{} bytes, the limit is {max}",
+            head.size
+        ))));
+    }
+    let target = (app.config.general_bucket.as_str(), record.key.as_str());
+    let public = (record.mime_type.as_str(), head.e_tag.as_str());
+    match app
+        .blob
+        .copy_public(source, target, Some(head.size), public)
+        .await
+    {
+        Ok(()) => Ok(Made::Public),
+        // Deleted, or other bytes since the sniff (412): never copied.
+        Err(e) if e.missing => Ok(Made::SourceGone),
+        Err(e) => Err(transient(e)),
+    }
+}
+
+/// Marks the record `ready` (conditioned on its version: a retag meanwhile is read and published
+/// at its new version), then deletes the staged object. A record unshared meanwhile gets nothing
+/// public: what this run wrote is withdrawn.
+async fn commit(app: &App, record: CommunityMediaItem, key: &str) -> Result<Processed, Transient> {
+    let general = &app.config.general_bucket;
+    let id = record.community_media_id;
     let mut current = record;
     for _ in 0..ROUNDS {
         match app
@@ -137,7 +220,7 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
 /// How long a staged object may wait for its record: a share copies the object before it writes
 /// the record, and S3 can notify in between. Past this, a staged object without a record is an
 /// orphan (its share was undone or died) and is removed.
-/// Shorter than the queue's first redelivery (its visibility timeout, 180 s in template.yaml),
+/// Shorter than the queue's first redelivery (its visibility timeout, 360 s in template.yaml),
 /// so an orphan is removed on its second delivery, long before the message could reach the
 /// dead-letter queue; far longer than a share takes to write its record (its 29 s budget).
 pub const STAGING_GRACE_S: i64 = 120;
@@ -215,7 +298,7 @@ async fn fail(
     key: &str,
     why: &WatermarkError,
 ) -> Result<Processed, Transient> {
-    tracing::warn!(community_media_id = record.community_media_id, reason = %why, "upload cannot be published");
+    tracing::warn!(community_media_id = record.community_media_id, reason = %why, "community copy cannot be published");
     app.store.fail_community(record).await.map_err(transient)?;
     app.blob
         .delete(&app.config.general_bucket, key)

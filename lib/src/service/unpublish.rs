@@ -33,7 +33,10 @@ pub enum UnpublishError {
 }
 
 /// The removals a community copy's records owe: its public object (which the CDN may hold,
-/// fetched through its `communityUrl` even while pending) and its staged source.
+/// fetched through its `communityUrl` even while pending) and its staged source, also once
+/// published: a publisher that died between marking the record `ready` and deleting the staged
+/// object leaves it behind, and a redelivery that finds neither record nor public object would
+/// otherwise wait out the staging grace period before removing it.
 pub fn owed_by(record: &CommunityMediaItem, now_ms: i64) -> Vec<UnpublishItem> {
     let public = std::iter::once((record.key.as_str(), true));
     let staged = record.staging_key.iter().map(|k| (k.as_str(), false));
@@ -138,6 +141,7 @@ mod tests {
             bucket: "general".into(),
             key: "community/aa/bb/7-x.jpg".into(),
             staging_key: Some("staging/aa/bb/7-x.jpg".into()),
+            handover: None,
             url: "https://cdn/community/aa/bb/7-x.jpg".into(),
             kind: MediaKind::Image,
             mime_type: "image/jpeg".into(),

@@ -301,9 +301,16 @@ pub struct CommunityMediaItem {
     pub bucket: String,
     /// The public object's key (under `community/`), present once published.
     pub key: String,
-    /// Where the watermark function reads the original from while `pending`.
+    /// The private object in the general bucket's staging prefix whose creation (an S3
+    /// notification) starts the publisher, while `pending`: the staged original of an image to
+    /// watermark, or an empty hand-over marker (see `handover`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging_key: Option<String>,
+    /// What the publisher copies as is (GIFs, videos, generated media), handed over instead of
+    /// copied inside the request, whatever its size: the user's original. `None` for an image
+    /// the publisher watermarks from its staged copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<Handover>,
     /// Where it is served (public URL) or fetched from.
     pub url: String,
     /// Image, video or GIF.
@@ -326,6 +333,16 @@ pub struct CommunityMediaItem {
     /// GSI1 sort key (see `keys`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
+}
+
+/// The object a community copy is published from by a server-side copy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Handover {
+    /// The user-media bucket.
+    pub bucket: String,
+    /// The user's original.
+    pub key: String,
 }
 
 /// One tag of a community record, with the record's public fields so a tag's feed reads in one

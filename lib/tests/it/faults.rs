@@ -339,6 +339,7 @@ impl WritePath for Retag {
     async fn setup(&self, env: &TestEnv) -> Self::Fixture {
         let (owner, id) = owner_with(env, "loop.gif", LOOP).await;
         let (code, cid, _) = shared(env, &owner, id, &["red", "green"]).await;
+        assert_eq!(env.publish_staged().await, 1);
         (owner, id, code, cid)
     }
 
@@ -395,6 +396,11 @@ impl WritePath for Unshare {
     async fn setup(&self, env: &TestEnv) -> Self::Fixture {
         let (owner, id) = owner_with(env, "loop.gif", LOOP).await;
         let (code, _, key) = shared(env, &owner, id, &["red"]).await;
+        assert_eq!(
+            env.publish_staged().await,
+            1,
+            "public before it is taken back"
+        );
         (owner, id, code, key)
     }
 
@@ -480,15 +486,19 @@ impl WritePath for ShareByPath {
     }
 }
 
-/// The watermark function's delivery of a staged upload (`handle_batch`): 200 when the batch
-/// reports no failure, 500 when it asks for a redelivery.
-struct Watermark;
+/// The publisher's delivery of a staged upload image (stamped) or a handed-over GIF (copied as
+/// is) (`handle_batch`): 200 when the batch reports no failure, 500 when it asks for a
+/// redelivery.
+struct Watermark {
+    file: &'static str,
+    bytes: &'static [u8],
+}
 
 impl WritePath for Watermark {
     type Fixture = (MediaId, u64, String);
 
     fn name(&self) -> String {
-        "watermark publish (SQS delivery)".into()
+        format!("publish {} (SQS delivery)", self.file)
     }
 
     fn documented_failure(&self, body: &Value) -> bool {
@@ -500,7 +510,7 @@ impl WritePath for Watermark {
     }
 
     async fn setup(&self, env: &TestEnv) -> Self::Fixture {
-        let (owner, id) = owner_with(env, "photo.jpg", PHOTO).await;
+        let (owner, id) = owner_with(env, self.file, self.bytes).await;
         let (_, cid, _) = shared(env, &owner, id, &["red"]).await;
         let record = env.app.store.community_media(cid).await.unwrap().unwrap();
         (id, cid, record.staging_key.expect("staged"))
@@ -530,7 +540,94 @@ impl WritePath for Watermark {
             .get(&env.app.config.general_bucket, key)
             .await
             .unwrap();
-        assert_ne!(published, PHOTO, "{what}: the public copy is stamped");
+        if self.bytes == PHOTO {
+            assert_ne!(published, PHOTO, "{what}: the public copy is stamped");
+        } else {
+            assert_eq!(published, self.bytes, "{what}: copied as is");
+        }
+    }
+}
+
+/// A delivery to the publisher (faulted) racing the owner's unshare (`DELETE`, fault-free), which
+/// starts once the publisher's k-th call is under way: whatever either does first, once the
+/// message is redelivered until it succeeds and the unpublish sweep has run, nothing of the copy
+/// is left: no record, no public object in the bucket or at the edge, no staged object, no owed
+/// removal.
+struct PublishRacingUnshare {
+    file: &'static str,
+    bytes: &'static [u8],
+    runs: std::sync::atomic::AtomicUsize,
+}
+
+/// The watermark queue's maxReceiveCount (template.yaml).
+const MAX_RECEIVES: usize = 5;
+
+impl WritePath for PublishRacingUnshare {
+    type Fixture = (UserId, MediaId, u64, String, String);
+
+    fn name(&self) -> String {
+        format!("publish {} racing an unshare", self.file)
+    }
+
+    fn documented_failure(&self, body: &Value) -> bool {
+        body.is_array()
+    }
+
+    async fn prepare(&mut self, env: &TestEnv) {
+        env.app.store.put_tag("red", "Red").await.unwrap();
+    }
+
+    async fn setup(&self, env: &TestEnv) -> Self::Fixture {
+        let (owner, id) = owner_with(env, self.file, self.bytes).await;
+        let (_, cid, key) = shared(env, &owner, id, &["red"]).await;
+        let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+        let staged = record.staging_key.expect("staged");
+        (owner, id, cid, key, staged)
+    }
+
+    async fn send(&self, app: &App, (owner, id, _, _, staged): &Self::Fixture) -> (u16, Value) {
+        let body = crate::support::s3_notification(staged);
+        let event = json!({ "Records": [{ "messageId": "m-1", "body": body.to_string() }] });
+        // The queue delivers until the publisher reports no failure (up to its maxReceiveCount):
+        // a delivery that meets the unshare half done is told to come back.
+        let deliveries = async {
+            let mut failures = Vec::new();
+            for _ in 0..MAX_RECEIVES {
+                failures = handle_batch(app, &event).await;
+                if failures.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            failures
+        };
+        // The unshare, fault-free, starts at a different point of the publisher's work in each
+        // run.
+        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let plain = App::new(
+            app.config.clone(),
+            &support::sdk_config(&support::endpoint()).await,
+        );
+        let unshare = async {
+            tokio::time::sleep(Duration::from_millis(10 * (run % 7) as u64)).await;
+            delete_share(&plain, owner, *id).await
+        };
+        let (failures, (status, body)) = tokio::join!(deliveries, unshare);
+        assert_eq!(status, 200, "the unshare answered {body}");
+        match failures {
+            failures if failures.is_empty() => (200, Value::Null),
+            failures => (500, json!(failures)),
+        }
+    }
+
+    async fn check(&self, env: &TestEnv, fx: &Self::Fixture, _: &Value, what: &str) {
+        let (_, id, cid, key, staged) = fx;
+        // Stored::read finishes owed removals first, as the reaper's sweep would.
+        let stored = consistent(env, what).await;
+        assert!(!stored.records.contains_key(cid), "{what}: no record");
+        assert!(stored.records_of(id.0).is_empty(), "{what}");
+        assert!(!stored.public.contains(key), "{what}: nothing public");
+        assert!(!stored.staging.contains(staged), "{what}: nothing staged");
     }
 }
 
@@ -661,7 +758,7 @@ async fn sharing_a_gif_survives_any_one_failing_call() {
     sweep(ShareNew {
         file: "loop.gif",
         bytes: LOOP,
-        status: "ready",
+        status: "pending",
     })
     .await;
 }
@@ -688,7 +785,32 @@ async fn sharing_by_path_survives_any_one_failing_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_a_watermarked_upload_survives_any_one_failing_call() {
-    sweep(Watermark).await;
+    sweep(Watermark {
+        file: "photo.jpg",
+        bytes: PHOTO,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_a_handed_over_gif_survives_any_one_failing_call() {
+    sweep(Watermark {
+        file: "loop.gif",
+        bytes: LOOP,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_racing_an_unshare_leaves_nothing_public_whichever_call_fails() {
+    for (file, bytes) in [("photo.jpg", PHOTO), ("loop.gif", LOOP)] {
+        sweep(PublishRacingUnshare {
+            file,
+            bytes,
+            runs: Default::default(),
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

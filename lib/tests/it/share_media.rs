@@ -343,8 +343,15 @@ async fn sixteen_concurrent_community_shares_make_one_copy() {
 
     let state = assert_consistent(&env, "after 16 concurrent shares").await;
     assert_eq!(state.records.len(), 1, "one community record");
+    assert!(
+        state.public.is_empty(),
+        "nothing public before the publisher"
+    );
+    assert_eq!(state.staging.len(), 1, "one hand-over");
+    assert_eq!(env.publish_staged().await, 1);
+    let state = assert_consistent(&env, "after publishing").await;
     assert_eq!(state.public.len(), 1, "one public object");
-    assert!(state.staging.is_empty(), "a GIF is never staged");
+    assert!(state.staging.is_empty(), "the hand-over is done with");
     assert_eq!(state.codes.len(), 1, "one share code");
     let answer = &answers[0].1;
     let cid = answer["communityMediaId"].as_u64().unwrap();
@@ -600,7 +607,8 @@ async fn a_share_racing_an_unshare_answers_a_live_code() {
     let env = TestEnv::new().await;
     canonical(&env, &["red"]).await;
     let owner = env.user(0, false).await;
-    let gif = media(&env, &owner, "loop.gif", LOOP, MediaSource::Upload).await;
+    // An upload image: its share copies it to staging, which is what is slowed here.
+    let gif = media(&env, &owner, "photo.png", PNG, MediaSource::Upload).await;
     shared(&env.app, &owner, gif.media_id, &body(false, &[], false)).await;
     // The share has read the media's code and is copying (slowly) when the unshare runs.
     let counter = FailNthCopy::counter();
@@ -610,7 +618,7 @@ async fn a_share_racing_an_unshare_answers_a_live_code() {
     });
     let share_task = tokio::spawn({
         let (owner, id) = (owner.clone(), gif.media_id);
-        async move { share(&slow, &owner, id, &body(true, &["red"], false)).await }
+        async move { share(&slow, &owner, id, &body(true, &["red"], true)).await }
     });
     until("the share's copy", || counter.copies() >= 1).await;
     let (status, body) = delete_share(&env.app, Some(&owner), &gif.media_id.to_string()).await;
@@ -867,7 +875,17 @@ async fn malformed_bodies_are_refused_without_a_change() {
 
 #[tokio::test]
 async fn sharing_a_gif_publishes_a_copy_under_the_community_prefix() {
-    let env = TestEnv::new().await;
+    // Staged whole by the share (the default), then handed over (larger than the stage limit).
+    for handed_over in [false, true] {
+        gif_share(handed_over).await;
+    }
+}
+
+async fn gif_share(handed_over: bool) {
+    let mut env = TestEnv::new().await;
+    if handed_over {
+        env.app.config.stage_max_bytes = 0;
+    }
     canonical(&env, &["loop"]).await;
     let owner = env.user(0, false).await;
     let gif = media(&env, &owner, "loop.gif", LOOP, MediaSource::Upload).await;
@@ -883,6 +901,34 @@ async fn sharing_a_gif_publishes_a_copy_under_the_community_prefix() {
     let cid = answer["communityMediaId"].as_u64().expect("a number");
     let url = answer["communityUrl"].as_str().unwrap();
 
+    let pending = env
+        .app
+        .store
+        .community_media(cid)
+        .await
+        .unwrap()
+        .expect("record");
+    assert_eq!(pending.status, CommunityStatus::Pending, "published later");
+    assert_eq!(
+        object_at(url).await,
+        None,
+        "nothing public from the request"
+    );
+    let source = pending.handover.clone().expect("published as is");
+    let staging = pending.staging_key.clone().expect("a staging key");
+    let general = &env.app.config.general_bucket;
+    let staged = env.app.blob.get(general, &staging).await.unwrap();
+    let source = (source.bucket.as_str(), source.key.as_str());
+    if handed_over {
+        let original = (env.app.config.user_media_bucket.as_str(), &*gif.file_path);
+        assert_eq!(source, original, "the original, not a copy");
+        assert_eq!(staged, Vec::<u8>::new(), "an empty hand-over marker");
+    } else {
+        assert_eq!(source, (general.as_str(), &*staging), "its staged copy");
+        assert_eq!(staged, LOOP, "the original's bytes");
+    }
+    assert_eq!(env.publish_staged().await, 1);
+
     let record = env
         .app
         .store
@@ -894,7 +940,6 @@ async fn sharing_a_gif_publishes_a_copy_under_the_community_prefix() {
     assert_eq!(record.media_id, gif.media_id);
     assert_eq!(record.mime_type, "image/gif");
     assert_eq!(record.tags, ["loop"]);
-    assert_eq!(record.staging_key, None);
     let segments: Vec<&str> = record.key.split('/').collect();
     assert_eq!(segments.len(), 4, "community/xx/yy/name: {}", record.key);
     assert_eq!(segments[0], "community");
@@ -1015,6 +1060,7 @@ async fn generated_media_videos_and_gifs_need_neither_tags_nor_policy() {
             post_share(&env.app, Some(&owner), &item.media_id.to_string(), None).await;
         assert_eq!(status, 200, "{source:?} {name}: {answer}");
         let cid = answer["communityMediaId"].as_u64().expect("a copy");
+        assert_eq!(env.publish_staged().await, 1, "{source:?} {name}");
         let record = env.app.store.community_media(cid).await.unwrap().unwrap();
         assert_eq!(record.status, CommunityStatus::Ready, "{source:?} {name}");
         assert!(record.key.starts_with("community/") && record.key.ends_with(ext));
@@ -1032,6 +1078,7 @@ async fn generated_media_videos_and_gifs_need_neither_tags_nor_policy() {
     )
     .await;
     let cid = answer["communityMediaId"].as_u64().unwrap();
+    assert_eq!(env.publish_staged().await, 1);
     let record = env.app.store.community_media(cid).await.unwrap().unwrap();
     assert_eq!(record.tags, ["red"]);
     published.insert(cid, ("image", "image/png".into()));
@@ -1047,7 +1094,7 @@ async fn generated_media_videos_and_gifs_need_neither_tags_nor_policy() {
     }
     assert_eq!(feed_ids(&page).len(), published.len(), "every copy listed");
     let state = assert_consistent(&env, "after generated media shares").await;
-    assert!(state.staging.is_empty(), "nothing generated is staged");
+    assert!(state.staging.is_empty(), "every hand-over is done with");
 }
 
 #[tokio::test]
@@ -1215,6 +1262,23 @@ async fn sharing_without_community_removes_the_copy_and_keeps_the_code() {
     let state = assert_consistent(&env, "after the shares").await;
     assert_eq!(
         (state.records.len(), state.public.len(), state.staging.len()),
+        (2, 0, 2)
+    );
+    // The GIF's hand-over only: the image stays pending (staged).
+    let gif_marker = state
+        .staging
+        .iter()
+        .find(|k| k.ends_with(".gif"))
+        .expect("the GIF's hand-over")
+        .clone();
+    let published = joip::service::publish::process_staged(&env.app, &gif_marker).await;
+    assert_eq!(
+        published.unwrap(),
+        joip::service::publish::Processed::Published
+    );
+    let state = assert_consistent(&env, "after publishing the GIF").await;
+    assert_eq!(
+        (state.records.len(), state.public.len(), state.staging.len()),
         (2, 1, 1)
     );
     assert_eq!(state.tag_items.values().map(Vec::len).sum::<usize>(), 4);
@@ -1265,6 +1329,7 @@ async fn resharing_with_other_tags_replaces_them_and_keeps_the_record() {
     )
     .await;
     let cid = first["communityMediaId"].as_u64().unwrap();
+    assert_eq!(env.publish_staged().await, 1);
     let before = assert_consistent(&env, "after the first share").await;
     let second = shared(
         &env.app,
@@ -1362,7 +1427,7 @@ async fn each_share_is_logged_without_the_whole_code() {
     let mut codes = BTreeSet::new();
     for (item, request, status) in [
         (&gif, body(false, &[], false), "none"),
-        (&gif, body(true, &["red"], false), "ready"),
+        (&gif, body(true, &["red"], false), "pending"),
         (&png, body(true, &["red"], true), "pending"),
     ] {
         let answer = shared(&env.app, &owner, item.media_id, &request).await;
@@ -1540,6 +1605,7 @@ async fn the_feed_lists_ready_media_newest_first_and_filters_by_tag() {
         codes.push(answer["shareCode"].as_str().unwrap().to_string());
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
     }
+    assert_eq!(env.publish_staged().await, ready.len());
     // A pending upload image (tagged red) is never listed.
     let png = media(&env, &bob, "photo.png", PNG, MediaSource::Upload).await;
     let answer = shared(&env.app, &bob, png.media_id, &body(true, &["red"], true)).await;
@@ -1624,6 +1690,7 @@ async fn paging_the_feed_returns_every_ready_record_once() {
             red.push(cid);
         }
     }
+    assert_eq!(env.publish_staged().await, ready.len());
     let png = media(&env, &owner, "photo.png", PNG, MediaSource::Upload).await;
     shared(&env.app, &owner, png.media_id, &body(true, &["red"], true)).await;
     ready.reverse();
@@ -1684,6 +1751,7 @@ async fn feed_limits_and_cursors_are_checked() {
         )
         .await;
     }
+    assert_eq!(env.publish_staged().await, 3);
     for bad in ["0", "-1", "abc", "1.5", "", "1e2", "2x"] {
         refused(
             &env,
@@ -1838,7 +1906,11 @@ async fn sharing_an_unrecorded_object_by_path_records_it_once() {
     }
     let state = assert_consistent(&env, "after shares by path").await;
     assert_eq!(state.media.len(), 3, "one record per object");
-    assert_eq!((state.staging.len(), state.public.len()), (1, 2));
+    assert_eq!((state.staging.len(), state.public.len()), (3, 0));
+    // The two hand-overs are copied, the upload image watermarked.
+    assert_eq!(env.publish_staged().await, 3);
+    let state = assert_consistent(&env, "after publishing").await;
+    assert_eq!((state.staging.len(), state.public.len()), (0, 3));
 }
 
 #[tokio::test]
@@ -2009,6 +2081,7 @@ async fn deleting_the_original_keeps_the_community_copy() {
     let cid = answer["communityMediaId"].as_u64().unwrap();
     let url = answer["communityUrl"].as_str().unwrap().to_string();
     let code = answer["shareCode"].as_str().unwrap().to_string();
+    assert_eq!(env.publish_staged().await, 1);
     let before = assert_consistent(&env, "after the share").await;
 
     let original = media_now(&env, gif.media_id).await;

@@ -144,8 +144,11 @@ async fn watermark(run: &Run) {
         env.app.store.put_tag(slug, slug).await.expect("tag");
     }
     let user = env.user(0, false).await;
-    let staged = |name: &'static str, bytes: &'static [u8]| {
+    // `stage_max_bytes` 0: every GIF is handed over (the original, not a copy, is published).
+    let staged_with = |name: &'static str, bytes: &'static [u8], stage_max_bytes: u64| {
         let (env, user) = (&run.env, user.clone());
+        let mut app = env.app.clone();
+        app.config.stage_max_bytes = stage_max_bytes;
         async move {
             let media = joip::service::media::upload_media(
                 &env.app,
@@ -158,19 +161,59 @@ async fn watermark(run: &Run) {
             .await
             .expect("upload");
             let body = json!({ "tags": ["solo"], "policyAgreed": true });
-            let (status, shared) = post_share(run, &env.app, &user, media.media_id, body).await;
+            let (status, shared) = post_share(run, &app, &user, media.media_id, body).await;
             assert_eq!(status, 200, "{shared}");
             let id = shared["communityMediaId"].as_u64().expect("community id");
             let record = env.app.store.community_media(id).await.unwrap().unwrap();
             (media.media_id, record.staging_key.expect("staged"))
         }
     };
+    let staged = |name, bytes| staged_with(name, bytes, joip::config::DEFAULT_STAGE_MAX_BYTES);
+    let handed_over = |name, bytes| staged_with(name, bytes, 0);
     let (_, photo) = staged("photo.jpg", PHOTO).await;
     for _ in 0..2 {
         assert!(handle_batch(&run.app, &staged_event(&photo))
             .await
             .is_empty());
     }
+    // A GIF staged whole by the share, then its original deleted: published from the copy.
+    let (kept, copied) = staged("loop.gif", GIF).await;
+    let kept = env.app.store.media(kept).await.unwrap().unwrap();
+    (env.app.blob)
+        .delete(&env.app.config.user_media_bucket, &kept.file_path)
+        .await
+        .expect("delete the original");
+    assert!(handle_batch(&run.app, &staged_event(&copied))
+        .await
+        .is_empty());
+    // Handed over: the original sniffed again and copied to its public key, whole, then in parts
+    // with a part failing (aborted; the redelivery finishes it); an original deleted before it
+    // was published (failed, its marker removed).
+    let (_, whole) = handed_over("loop.gif", GIF).await;
+    assert!(handle_batch(&run.app, &staged_event(&whole))
+        .await
+        .is_empty());
+    let mut multipart = run.app.clone();
+    multipart.blob = multipart.blob.clone().with_copy_limits(1, 5 * MIB);
+    let (_, parts) = handed_over("loop.gif", GIF).await;
+    run.recorder.fail_nth("UploadPartCopy", 1);
+    assert_eq!(
+        handle_batch(&multipart, &staged_event(&parts)).await.len(),
+        1,
+        "retried"
+    );
+    assert!(handle_batch(&multipart, &staged_event(&parts))
+        .await
+        .is_empty());
+    let (gone, deleted) = handed_over("loop.gif", GIF).await;
+    let gone = env.app.store.media(gone).await.unwrap().unwrap();
+    (env.app.blob)
+        .delete(&env.app.config.user_media_bucket, &gone.file_path)
+        .await
+        .expect("delete the original");
+    assert!(handle_batch(&run.app, &staged_event(&deleted))
+        .await
+        .is_empty());
     let (_, broken) = staged("broken.jpg", PHOTO).await;
     env.app
         .blob
@@ -309,29 +352,33 @@ async fn send_share(
     read(Box::pin(joip::routes::share_media::handle(app, request)).await)
 }
 
-/// Both share routes: a GIF to the community (copied to its public key), retagged, taken out of
-/// it; an upload image (to the staging prefix) and taken out; a large copy in parts failing once
-/// (aborted) for each prefix; a missing original.
+/// Both share routes: a GIF to the community (handed over: a marker at its staging key),
+/// retagged, taken out of it, then staged whole and taken out; an upload image (copied to the staging prefix) and taken out; a
+/// large copy of the image in parts failing once (aborted); a missing original.
 async fn share_sequence(run: &Run, by_path: bool) {
     let (user, gif, png) = sharer(run).await;
     let tags = |t: &[&str]| json!({ "shareToCommunity": true, "tags": t, "policyAgreed": true });
-    for (id, body) in [
-        (gif, tags(&["solo"])),
-        (gif, tags(&["artistic"])),
-        (gif, json!({ "shareToCommunity": false })),
-        (png, tags(&["solo"])),
-        (png, json!({ "shareToCommunity": false })),
+    // The GIF handed over (a marker), then staged whole (copied to the staging prefix).
+    let mut handover = run.app.clone();
+    handover.config.stage_max_bytes = 0;
+    let out = || json!({ "shareToCommunity": false });
+    for (app, id, body) in [
+        (&handover, gif, tags(&["solo"])),
+        (&handover, gif, tags(&["artistic"])),
+        (&handover, gif, out()),
+        (&run.app, gif, tags(&["solo"])),
+        (&run.app, gif, out()),
+        (&run.app, png, tags(&["solo"])),
+        (&run.app, png, out()),
     ] {
-        let (status, answer) = send_share(run, &run.app, &user, id, body, by_path).await;
+        let (status, answer) = send_share(run, app, &user, id, body, by_path).await;
         assert_eq!(status, 200, "{answer}");
     }
     let mut multipart = run.app.clone();
     multipart.blob = multipart.blob.clone().with_copy_limits(1, 5 * MIB);
-    for id in [gif, png] {
-        run.recorder.fail_nth("UploadPartCopy", 1);
-        let (status, _) = send_share(run, &multipart, &user, id, tags(&["solo"]), by_path).await;
-        assert_eq!(status, 500);
-    }
+    run.recorder.fail_nth("UploadPartCopy", 1);
+    let (status, _) = send_share(run, &multipart, &user, png, tags(&["solo"]), by_path).await;
+    assert_eq!(status, 500);
     let env = &run.env;
     let gone = env
         .app

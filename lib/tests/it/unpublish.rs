@@ -96,8 +96,8 @@ async fn gone_after(url: &str, since: Instant, within: Duration) -> Option<Durat
     }
 }
 
-/// A GIF in the community (published at once: GIFs are not watermarked), viewed once so the edge
-/// holds it: (owner, media id, community URL, object key).
+/// A GIF in the community (handed over to the publisher, which copies it as is), viewed once so
+/// the edge holds it: (owner, media id, community URL, object key).
 async fn cached_gif(env: &TestEnv) -> (UserId, MediaId, String, String) {
     let owner = env.user(0, false).await;
     let media = upload_media(
@@ -116,6 +116,9 @@ async fn cached_gif(env: &TestEnv) -> (UserId, MediaId, String, String) {
         .as_str()
         .expect("communityUrl")
         .to_string();
+    let (status, _, _) = view(&url).await;
+    assert_ne!(status, 200, "nothing is public before the publisher runs");
+    assert_eq!(env.publish_staged().await, 1);
     let (status, headers, body) = view(&url).await;
     assert_eq!((status, body.as_slice()), (200, LOOP), "{headers:?}");
     let (_, headers, _) = view(&url).await;
@@ -365,7 +368,11 @@ async fn a_remover_that_dies_after_removing_the_records_is_finished_by_the_sweep
     assert_eq!(view(&url).await.0, 200, "still public until the sweep");
     let started = Instant::now();
     let swept = unpublish::sweep(&env.app, 0).await.unwrap();
-    assert_eq!((swept.unpublished, swept.left), (1, 0), "one owed removal");
+    assert_eq!(
+        (swept.unpublished, swept.left),
+        (2, 0),
+        "the public object and the hand-over marker"
+    );
     assert!(env.app.blob.head(general, &key).await.unwrap().is_none());
     assert!(gone_after(&url, started, GONE_WITHIN).await.is_some());
     assert_settled(&Stored::read(&env.app).await, "after the sweep");
@@ -404,6 +411,7 @@ async fn public_copies_are_served_as_their_bytes_never_as_uploaded() {
         let (status, answer) =
             read(Box::pin(share_media_by_path::handle(&env.app, e.request())).await);
         assert_eq!(status, 200, "{name}: {answer}");
+        assert_eq!(env.publish_staged().await, 1, "{name}");
         let (status, headers, got) = view(answer["communityUrl"].as_str().unwrap()).await;
         assert_eq!((status, got.as_slice()), (200, bytes), "{name}");
         assert_eq!(headers["content-type"], mime, "{name}: the sniffed type");
@@ -536,4 +544,138 @@ async fn a_pending_copy_whose_staged_source_is_gone_fails_instead_of_waiting_for
         "never shown, never pending for good"
     );
     assert_settled(&Stored::read(&env.app).await, "after the source was gone");
+}
+
+/// A large video: the share answers at once whatever the size (the request hands the original
+/// over, it copies nothing), nothing is public until the publisher's copy is done and the record
+/// `ready`, and then it is served as its bytes. Every copy of this run takes time in proportion
+/// to its size, as S3's do; the publisher's is shown to take it (so a copy in the request would
+/// have been seen).
+#[tokio::test]
+async fn a_large_video_share_answers_at_once_and_is_public_only_when_ready() {
+    let env = TestEnv::new().await;
+    let owner = env.user(0, false).await;
+    let mut video = CLIP.to_vec();
+    video.resize(8 << 20, 0); // the edge client reads at most 10 MB
+    let media = upload_media(
+        &env.app,
+        &owner,
+        "long.mp4",
+        video.clone(),
+        MediaSource::Upload,
+        None,
+    )
+    .await
+    .expect("upload");
+    const MS_PER_MIB: u64 = 800; // 6.4 s for this file
+    let mut slow = env.app_with_s3_interceptor(support::CopyRate {
+        ms_per_mib: MS_PER_MIB,
+    });
+    // Above the stage limit: handed over, copied by the publisher alone.
+    slow.config.stage_max_bytes = 4 << 20;
+    let copy_time = Duration::from_millis(MS_PER_MIB * 8);
+    let started = Instant::now();
+    let (status, answer) = share(&slow, &owner, media.media_id, json!({})).await;
+    let answered = started.elapsed();
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answered < copy_time / 2,
+        "the share answered in {answered:?}: it must not wait for a {copy_time:?} copy"
+    );
+    let url = answer["communityUrl"].as_str().expect("communityUrl");
+    let cid = answer["communityMediaId"].as_u64().expect("an id");
+    let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+    assert_eq!(record.status, CommunityStatus::Pending);
+    assert_ne!(view(url).await.0, 200, "nothing public before it is ready");
+    let stored = Stored::read(&env.app).await;
+    assert!(
+        stored.public.is_empty(),
+        "no public object: {:?}",
+        stored.public
+    );
+
+    let staged = record.staging_key.expect("a hand-over marker");
+    let started = Instant::now();
+    let published = joip::service::publish::process_staged(&slow, &staged).await;
+    let took = started.elapsed();
+    assert_eq!(
+        published.unwrap(),
+        joip::service::publish::Processed::Published
+    );
+    assert!(took >= copy_time, "the publisher's copy took {took:?}");
+    let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+    assert_eq!(record.status, CommunityStatus::Ready);
+    let (status, headers, body) = view(url).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "video/mp4");
+    assert!(body == video, "the same bytes");
+    assert_settled(
+        &Stored::read(&env.app).await,
+        "after publishing a large video",
+    );
+}
+
+/// The publisher copies exactly the bytes it sniffed: a copy conditioned on their ETag
+/// (`CopySourceIfMatch`, which the emulator honours as S3 does) of an object replaced meanwhile is
+/// refused as `missing` and writes nothing; and an original replaced by other bytes before its
+/// publish (here an HTML page where a GIF was shared) ends `failed`, never public.
+#[tokio::test]
+async fn only_the_sniffed_bytes_of_an_original_are_ever_published() {
+    let mut env = TestEnv::new().await;
+    env.app.config.stage_max_bytes = 0; // every GIF handed over: the original is what is copied
+    let owner = env.user(0, false).await;
+    let media = upload_media(
+        &env.app,
+        &owner,
+        "loop.gif",
+        LOOP.to_vec(),
+        MediaSource::Upload,
+        None,
+    )
+    .await
+    .expect("upload");
+    let (users, general) = (
+        env.app.config.user_media_bucket.clone(),
+        env.app.config.general_bucket.clone(),
+    );
+    let sniffed = env.app.blob.get_range(&users, &media.file_path, 64).await;
+    let sniffed = sniffed.expect("the original's first bytes");
+    let html = b"<html><script>alert(document.domain)</script></html>".to_vec();
+    let replace = |bytes: Vec<u8>| {
+        let (app, users, key) = (&env.app, users.clone(), media.file_path.clone());
+        async move {
+            app.blob
+                .put(&users, &key, bytes, "image/gif")
+                .await
+                .expect("replace the original")
+        }
+    };
+    replace(html.clone()).await;
+    let target = "community/zz/zz/if-match.gif";
+    let copied = env
+        .app
+        .blob
+        .copy_public(
+            (&users, &media.file_path),
+            (&general, target),
+            None,
+            ("image/gif", &sniffed.e_tag),
+        )
+        .await;
+    assert!(copied.is_err_and(|e| e.missing), "412: other bytes now");
+    assert!(env.app.blob.head(&general, target).await.unwrap().is_none());
+
+    // Through the share and the publisher: replaced after the share sniffed it.
+    replace(LOOP.to_vec()).await;
+    let (status, answer) = share(&env.app, &owner, media.media_id, json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+    replace(html).await;
+    assert_eq!(env.publish_staged().await, 0);
+    let cid = answer["communityMediaId"].as_u64().unwrap();
+    let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+    assert_eq!(record.status, CommunityStatus::Failed);
+    let url = answer["communityUrl"].as_str().unwrap();
+    assert_ne!(view(url).await.0, 200);
+    let stored = Stored::read(&env.app).await;
+    assert!(stored.public.is_empty() && stored.staging.is_empty());
 }

@@ -90,6 +90,7 @@ impl TestEnv {
             watermark_max_pixels: joip::config::DEFAULT_WATERMARK_MAX_PIXELS,
             watermark_max_bytes: joip::config::DEFAULT_WATERMARK_MAX_BYTES,
             community_max_bytes: joip::config::DEFAULT_COMMUNITY_MAX_BYTES,
+            stage_max_bytes: joip::config::DEFAULT_STAGE_MAX_BYTES,
         };
         let app = App::new(config, &sdk);
         joip::store::schema::ensure_table(app.store.client(), &app.config.table)
@@ -243,6 +244,23 @@ impl TestEnv {
     /// Everything in the table and both buckets, for "nothing changed" assertions.
     pub async fn snapshot(&self) -> Snapshot {
         snapshot_of(&self.app).await
+    }
+
+    /// Plays S3 -> SQS -> the publisher for every object staged now (the tests' buckets send
+    /// no notifications): each staged key is processed once, in key order; returns how many
+    /// copies went public. A publisher error fails the test.
+    pub async fn publish_staged(&self) -> usize {
+        let general = self.app.config.general_bucket.clone();
+        let mut published = 0;
+        for line in self.keys(&general, joip::blob::keys::STAGING_PREFIX).await {
+            let key = line.split(' ').next().expect("a key");
+            match joip::service::publish::process_staged(&self.app, key).await {
+                Ok(joip::service::publish::Processed::Published) => published += 1,
+                Ok(_) => {}
+                Err(e) => panic!("publishing {key}: {}", joip::error::Report(&e)),
+            }
+        }
+        published
     }
 
     /// Keys under `prefix` in `bucket`, with their ETags.
@@ -426,6 +444,35 @@ pub fn upload(
             bytes,
         },
         caption: caption.map(str::to_string),
+    }
+}
+
+/// Makes every server-side copy (CopyObject, UploadPartCopy) of the client it is on take
+/// `ms_per_mib` for each MiB it copies, as S3's copies take time in proportion to their size (the
+/// emulator holds the request: `x-joip-copy-ms-per-mib`).
+#[derive(Debug, Clone)]
+pub struct CopyRate {
+    pub ms_per_mib: u64,
+}
+
+impl aws_sdk_s3::config::Intercept for CopyRate {
+    fn name(&self) -> &'static str {
+        "CopyRate"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request_mut();
+        if request.headers().contains_key("x-amz-copy-source") {
+            request
+                .headers_mut()
+                .insert("x-joip-copy-ms-per-mib", self.ms_per_mib.to_string());
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
 //! The one community copy of a media: planned (every refusal decided before any write), created
-//! (object first, then marker + record + tags in one transaction), retagged atomically, or
-//! removed (objects first, then records). Upload images go public through the publisher (a
-//! `pending` record over a staged source); everything else is copied as is.
+//! (staged source first, then marker + `pending` record + tags in one transaction), retagged
+//! atomically, or removed (records and the owed removal of its objects in one transaction, then
+//! the objects). Every kind goes public through the publisher: upload images are watermarked from
+//! a staged copy, everything else is copied as is from a staged copy or, when too large to stage
+//! within the request, from the handed-over original.
 
 use super::{failed, ShareRequest, NOT_FOUND};
 use crate::blob::keys as object_keys;
@@ -10,7 +12,9 @@ use crate::error::AppError;
 use crate::service::rounds::{settle, Round, ROUNDS};
 use crate::service::unpublish;
 use crate::store::ids::counters;
-use crate::store::items::{CommunityMediaItem, CommunityStatus, CommunityTagItem, MediaItem};
+use crate::store::items::{
+    CommunityMediaItem, CommunityStatus, CommunityTagItem, Handover, MediaItem,
+};
 use crate::store::{keys, StoreError, Written};
 use crate::App;
 
@@ -27,6 +31,8 @@ pub const TOO_LARGE: &str = "This file is too large to share to the community";
 pub const WATERMARKABLE: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
 /// Bytes read from an object to tell its format.
 pub const SNIFF_BYTES: u64 = 64;
+/// The content type of the empty object that hands a copy over to the publisher.
+pub const HANDOVER_MARKER_TYPE: &str = "application/x-joip-handover";
 
 /// What the community copy will be, decided (and refused) before any write.
 pub struct CommunityPlan {
@@ -34,6 +40,8 @@ pub struct CommunityPlan {
     tags: Vec<String>,
     mime: String,
     kind: MediaKind,
+    /// The object's size, as S3 gave it when it was sniffed.
+    size: u64,
     /// Upload images go through the publisher; everything else is copied as is.
     watermark: bool,
 }
@@ -127,6 +135,7 @@ pub async fn plan(
         tags,
         mime: mime.unwrap_or_default().to_string(),
         kind,
+        size: head.size,
         watermark,
     })
 }
@@ -189,8 +198,15 @@ pub async fn ensure(
     .map_err(failed)
 }
 
-/// Copies the object to its new, unique key, then commits the records; `None` if another request
-/// created the media's copy first (ours is deleted again, and the caller joins theirs).
+/// Stages the copy's source under its new, unique key, then commits the `pending` records; the
+/// publisher makes the public object. `None` if another request created the media's copy first
+/// (our staged object is deleted again, and the caller joins theirs).
+///
+/// Nothing goes public from here, and nothing here outgrows the request: an image to watermark,
+/// and any other file up to `JOIP_STAGE_MAX_BYTES`, is copied to staging (the publisher then
+/// works from that copy, whatever becomes of the original); a larger file is handed over (the
+/// record names the user's original and an empty marker starts the publisher, which copies it
+/// server-side within its own, longer deadline).
 async fn create(
     app: &App,
     media: &MediaItem,
@@ -205,57 +221,60 @@ async fn create(
         .map_err(failed)?;
     let now = app.clock.now_millis();
     let key = object_keys::community(id, &plan.mime);
-    let staging_key = plan.watermark.then(|| object_keys::staging_for(&key));
-    let status = if plan.watermark {
-        CommunityStatus::Pending
-    } else {
-        CommunityStatus::Ready
-    };
-    let ready = status == CommunityStatus::Ready;
+    let staging_key = object_keys::staging_for(&key);
+    let source = (
+        app.config.user_media_bucket.as_str(),
+        plan.media.file_path.as_str(),
+    );
+    let general = &app.config.general_bucket;
+    // What the publisher copies as is: the staged copy, or the original when it is too large to
+    // copy here.
+    let staged_whole = plan.watermark || plan.size <= app.config.stage_max_bytes;
+    let handover = (!plan.watermark).then(|| match staged_whole {
+        true => Handover {
+            bucket: general.clone(),
+            key: staging_key.clone(),
+        },
+        false => Handover {
+            bucket: source.0.to_string(),
+            key: source.1.to_string(),
+        },
+    });
     let record = CommunityMediaItem {
         pk: keys::community(id),
         sk: keys::COMMUNITY_RECORD.into(),
         community_media_id: id,
         media_id: media.media_id,
         owner_id: media.owner_id.clone(),
-        status,
+        status: CommunityStatus::Pending,
         bucket: app.config.general_bucket.clone(),
         url: format!("{}/{key}", app.config.public_base_url),
-        key: key.clone(),
-        staging_key: staging_key.clone(),
+        key,
+        staging_key: Some(staging_key.clone()),
+        handover,
         kind: plan.kind,
         mime_type: plan.mime.clone(),
         tags: plan.tags.clone(),
         created_at: rfc3339_millis(now),
         created_at_ms: now,
         version: 1,
-        gsi1pk: ready.then(|| keys::feed(id)),
-        gsi1sk: ready.then(|| keys::feed_sort(now, id)),
+        gsi1pk: None,
+        gsi1sk: None,
     };
-    let target = staging_key.as_deref().unwrap_or(&key);
-    let general = &app.config.general_bucket;
-    let source = (
-        app.config.user_media_bucket.as_str(),
-        plan.media.file_path.as_str(),
-    );
-    let copied = match &staging_key {
-        // The publisher reads the staged source and writes the public object itself.
-        Some(staged) => {
-            let size = Some(plan.media.size);
-            app.blob
-                .copy(source.0, source.1, general, staged, size)
-                .await
-        }
-        // Served as what its bytes are: never the uploader's type, disposition or metadata.
-        None => {
-            let size = Some(plan.media.size);
-            let target = (general.as_str(), key.as_str());
-            app.blob.copy_public(source, target, size, &plan.mime).await
-        }
+    let staged = if staged_whole {
+        let size = Some(plan.media.size);
+        (app.blob)
+            .copy(source.0, source.1, general, &staging_key, size)
+            .await
+    } else {
+        let marker = Vec::new();
+        (app.blob)
+            .put(general, &staging_key, marker, HANDOVER_MARKER_TYPE)
+            .await
     };
-    if let Err(e) = copied {
+    if let Err(e) = staged {
         // A copy whose answer was lost may have landed: nothing will ever name our key.
-        discard(app, target).await;
+        discard(app, &staging_key).await;
         return Err(failed(e));
     }
     let tags = tag_items(&record, &plan.tags);
@@ -267,7 +286,7 @@ async fn create(
         Ok(Written::Done) => Ok(Some(record)),
         Ok(Written::Stale) => {
             // Nothing may point at our object: remove it before joining the other copy.
-            discard(app, target).await;
+            discard(app, &staging_key).await;
             Ok(None)
         }
         // The answer may have been lost after the transaction committed: our record (the id is
@@ -275,7 +294,7 @@ async fn create(
         Err(e) => match app.store.community_media(id).await {
             Ok(Some(_)) => Ok(Some(record)),
             Ok(None) => {
-                discard(app, target).await;
+                discard(app, &staging_key).await;
                 Err(failed(e))
             }
             Err(_) => Err(failed(e)),
