@@ -91,6 +91,32 @@ async fn resolve(app: &App, code: &str) -> u16 {
     read(Box::pin(joip::routes::resolve_shared_media::handle(app, req)).await).0
 }
 
+async fn resolve_as(app: &App, code: &str, agent: &str) -> u16 {
+    let path = format!("/api/shared/media/{code}");
+    let req = Event::new("GET", "/api/shared/media/{code}", &path)
+        .path_params(json!({ "code": code }))
+        .header("user-agent", agent)
+        .request();
+    read(Box::pin(joip::routes::resolve_shared_media::handle(app, req)).await).0
+}
+
+/// What a resolve did before links had limits (the baseline of the link rows): the code, then its
+/// media, then a presigned GET; no view counted.
+async fn resolve_as_before(app: &App, code: &str) {
+    let link = app.store.share_code(code).await.unwrap().expect("code");
+    let (media, _) = app.store.media_and_marker(link.media_id).await.unwrap();
+    let media = media.expect("media");
+    app.blob
+        .presigned_get(
+            &app.config.user_media_bucket,
+            &media.file_path,
+            Duration::from_secs(300),
+            std::time::SystemTime::now(),
+        )
+        .await
+        .expect("presign");
+}
+
 async fn feed(app: &App) -> u16 {
     let req = Event::new("GET", "/api/community/media", "/api/community/media")
         .query(&[("limit", "20")])
@@ -272,6 +298,7 @@ async fn main() {
             "p99_vs_get_item": p99.as_secs_f64() / floor.1.as_secs_f64(),
         }));
     }
+    let links = link_rows(&env, &counter, &app).await;
     let calls: Vec<_> = rows
         .iter()
         .map(|(route, status, (calls, copies))| {
@@ -280,6 +307,106 @@ async fn main() {
         .collect();
     report::write(
         "share",
-        json!({ "clients": CLIENTS, "rounds": rounds(), "calls": calls, "latency": latency }),
+        json!({ "clients": CLIENTS, "rounds": rounds(), "calls": calls, "latency": latency, "links": links }),
     );
+}
+
+/// Share links with limits (issue 18): DynamoDB calls per resolve and p50/p99 under `CLIENTS`
+/// concurrent clients all on one code (the viral case: an unlimited link counts in shards, a
+/// limited one spends on its one item), each as a ratio to the resolve as it was before limits,
+/// measured the same way in the same run.
+async fn link_rows(env: &TestEnv, counter: &FailNthCopy, app: &App) -> serde_json::Value {
+    let owner = env.user(0, false).await;
+    let shared = |limits: serde_json::Value| {
+        let (owner, env) = (owner.clone(), env);
+        async move {
+            let id = gif(env, &owner).await;
+            let mut body = json!({ "shareToCommunity": false });
+            for (k, v) in limits.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            assert_eq!(share(&env.app, &owner, id, body).await, 200);
+            let media = env.app.store.media(id).await.unwrap().unwrap();
+            media.share_code.unwrap()
+        }
+    };
+    let unlimited = shared(json!({})).await;
+    let limited = shared(json!({ "maxViews": 1_000_000, "expiresIn": 86_400 })).await;
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+    let bot = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)";
+    counter.take();
+    resolve_as_before(app, &unlimited).await;
+    let before_calls = counter.take().0;
+    let mut calls = Vec::new();
+    for (name, code, agent) in [
+        ("unlimited", &unlimited, browser),
+        ("limited", &limited, browser),
+        ("preview agent", &limited, bot),
+    ] {
+        assert_eq!(resolve_as(app, code, agent).await, 200, "{name}");
+        calls.push((name, counter.take().0));
+    }
+    let plain = env.app.clone();
+    let timed = |code: String, agent: Option<&'static str>| {
+        let plain = plain.clone();
+        latencies(move |_, _| {
+            let (plain, code) = (plain.clone(), code.clone());
+            async move {
+                match agent {
+                    Some(agent) => assert_eq!(resolve_as(&plain, &code, agent).await, 200),
+                    None => resolve_as_before(&plain, &code).await,
+                }
+            }
+        })
+    };
+    // Alternating, so that a burst of load on the machine lands on both.
+    let mut runs: Vec<(&str, Vec<(Duration, Duration)>)> = vec![
+        ("before limits", vec![]),
+        ("unlimited", vec![]),
+        ("limited", vec![]),
+    ];
+    for _ in 0..3 {
+        runs[0].1.push(timed(unlimited.clone(), None).await);
+        runs[1]
+            .1
+            .push(timed(unlimited.clone(), Some(browser)).await);
+        runs[2].1.push(timed(limited.clone(), Some(browser)).await);
+    }
+    let median = |v: &Vec<(Duration, Duration)>| {
+        let mut p50: Vec<_> = v.iter().map(|x| x.0).collect();
+        let mut p99: Vec<_> = v.iter().map(|x| x.1).collect();
+        p50.sort();
+        p99.sort();
+        (p50[p50.len() / 2], p99[p99.len() / 2])
+    };
+    let base = median(&runs[0].1);
+    println!(
+        "\nshare links: {CLIENTS} concurrent clients on one code; ratio = latency / the resolve before limits (p50 {:?}, {before_calls} calls)",
+        base.0
+    );
+    println!(
+        "{:<16} {:>6} {:>12} {:>12} {:>10} {:>10}",
+        "resolve", "calls", "p50", "p99", "p50 ratio", "p99 ratio"
+    );
+    let mut out = Vec::new();
+    for (name, samples) in &runs {
+        let (p50, p99) = median(samples);
+        let n = match *name {
+            "before limits" => before_calls,
+            other => calls.iter().find(|(c, _)| *c == other).unwrap().1,
+        };
+        let (r50, r99) = (
+            p50.as_secs_f64() / base.0.as_secs_f64(),
+            p99.as_secs_f64() / base.1.as_secs_f64(),
+        );
+        println!("{name:<16} {n:>6} {p50:>12.1?} {p99:>12.1?} {r50:>10.2} {r99:>10.2}");
+        out.push(json!({
+            "resolve": name, "calls": n, "p50_ms": p50.as_secs_f64() * 1e3,
+            "p99_ms": p99.as_secs_f64() * 1e3, "p50_vs_before": r50, "p99_vs_before": r99,
+        }));
+    }
+    let (_, preview_calls) = calls[2];
+    println!("{:<16} {preview_calls:>6}", "preview agent");
+    out.push(json!({ "resolve": "preview agent", "calls": preview_calls }));
+    json!(out)
 }

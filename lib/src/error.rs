@@ -38,6 +38,9 @@ pub enum AppError {
     /// 403 with `{"message": ..}`.
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// 410 with `{"message": ..}`: it existed and is gone for good (an expired link).
+    #[error("gone: {0}")]
+    Gone(&'static str),
     /// 422 with `{"message": ..}`: well-formed, but the data cannot be processed.
     #[error("unprocessable: {0}")]
     Unprocessable(&'static str),
@@ -95,6 +98,7 @@ impl AppError {
             Self::BadRequest(m) => (400, json!({ "message": m })),
             Self::NotFound(m) => (404, json!({ "message": m })),
             Self::Forbidden(m) => (403, json!({ "message": m })),
+            Self::Gone(m) => (410, json!({ "message": m })),
             Self::Unprocessable(m) => (422, json!({ "message": m })),
             Self::InsufficientCredits {
                 required,

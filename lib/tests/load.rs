@@ -439,6 +439,8 @@ async fn set_up(app: &App) -> World {
                     share_to_community: true,
                     tags: vec![TAGS[i % TAGS.len()].to_string()],
                     policy_agreed: true,
+                    expires_in: joip::http::Field::Absent,
+                    max_views: joip::http::Field::Absent,
                 };
                 share_media(app, &id, m.media_id, &request).await.unwrap();
             }

@@ -308,6 +308,7 @@ def main():
         "share-media": event("share-media/no-identity.json"),
         "share-media-by-path": event("share-media-by-path/no-identity.json"),
         "unshare-media": event("unshare-media/no-identity.json"),
+        "get-media-share": event("get-media-share/no-identity.json"),
         "watermark": event("watermark/s3-test-event.json"),
         "save-reaper": event("save-reaper/scheduled.json"),
     }
@@ -325,6 +326,9 @@ def main():
             sub=alice, params={"id": str(gif)}),
         "share-media-by-path": event("share-media-by-path/not-found.json"),
         "unshare-media": event("unshare-media/not-found.json"),
+        "get-media-share": api_event(
+            "get-media-share/not-found.json", "GET", f"/api/media/{gif}/share",
+            sub=alice, params={"id": str(gif)}),
     }
 
     rows = {}

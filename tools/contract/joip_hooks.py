@@ -27,7 +27,7 @@ in JSON Schema, and add one check of our own:
 2. `revoked_share_code_stays_revoked`: once `DELETE /api/media/{id}/share` answered 200, the
    code that media had must answer 404 on `GET /api/shared/media/{code}` (asked later).
 3. `others_stay_out_of_reach`: the seeded media of another user (by id or by path) is never
-   shared or unshared for the caller, and the peer's private session and its public but
+   shared, unshared or read (its share state) for the caller, and the peer's private session and its public but
    unshared one are never saved (no 2xx).
 """
 
@@ -53,6 +53,7 @@ FEED = "GET /api/community/media"
 SHARE = "POST /api/media/{id}/share"
 SHARE_BY_PATH = "POST /api/user/media/share"
 UNSHARE = "DELETE /api/media/{id}/share"
+SHARE_STATE = "GET /api/media/{id}/share"
 RESOLVE = "GET /api/shared/media/{code}"
 SAVE = "POST /api/community/sessions/{id}/save"
 FOREIGN = SEED["foreign"]
@@ -202,7 +203,8 @@ def others_stay_out_of_reach(ctx, response, case):
     label = case.operation.label
     params = case.path_parameters or {}
     reached = (
-        (label in (SHARE, UNSHARE) and str(params.get("id")) == str(FOREIGN["mediaId"]))
+        (label in (SHARE, UNSHARE, SHARE_STATE)
+         and str(params.get("id")) == str(FOREIGN["mediaId"]))
         or (label == SHARE_BY_PATH and _body(case).get("filePath") == FOREIGN["filePath"])
         or (label == SAVE and str(params.get("id")) in NOT_SAVEABLE)
     )

@@ -238,6 +238,10 @@ include-operation-id = "unshareMedia"
 parameters = {{ "path.id" = {{ dictionary = "media", probability = 0.6 }} }}
 
 [[operations]]
+include-operation-id = "getMediaShare"
+parameters = {{ "path.id" = {{ dictionary = "media", probability = 0.6 }} }}
+
+[[operations]]
 include-operation-id = "shareMediaByPath"
 parameters = {{ "body.filePath" = {{ dictionary = "paths", probability = 0.6 }}, "body.tags[*]" = {{ dictionary = "tags", probability = 0.6 }} }}
 

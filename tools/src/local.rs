@@ -378,6 +378,8 @@ async fn seed(target: &Target) -> Result<Value> {
         share_to_community: true,
         tags: tags.iter().map(|t| t.to_string()).collect(),
         policy_agreed: true,
+        expires_in: joip::http::Field::Absent,
+        max_views: joip::http::Field::Absent,
     };
     let shared_upload =
         joip::service::share::share_media(app, &alice, media.media_id, &share(&["solo"]))

@@ -458,16 +458,17 @@ impl Blob {
         Ok(Bounded::Whole(head.bytes))
     }
 
-    /// A presigned GET of an object, valid for `ttl` or until the credentials that sign it
-    /// expire, whichever comes first; and when that is.
+    /// A presigned GET of an object, signed at `now`, valid for `ttl` or until the credentials
+    /// that sign it expire, whichever comes first; and when that is.
     pub async fn presigned_get(
         &self,
         bucket: &str,
         key: &str,
         ttl: std::time::Duration,
+        now: std::time::SystemTime,
     ) -> Result<(String, std::time::SystemTime), BlobError> {
         self.presigner
-            .get_until(bucket, key, ttl, std::time::SystemTime::now())
+            .get_until(bucket, key, ttl, now)
             .await
             .map_err(|e| BlobError::new("presign", bucket, key, e, false))
     }

@@ -18,5 +18,9 @@ async fn resolve(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
         .path_parameters_ref()
         .and_then(|p| p.first("code"))
         .ok_or(AppError::NotFound(LINK_NOT_FOUND))?;
-    Ok(json(200, &resolve_shared_media(app, code).await?))
+    let agent = req
+        .headers()
+        .get(lambda_http::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Ok(json(200, &resolve_shared_media(app, code, agent).await?))
 }

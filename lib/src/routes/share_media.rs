@@ -1,6 +1,6 @@
 //! `POST /api/media/{id}/share` and the answer both share routes give.
 
-use crate::domain::MediaId;
+use crate::domain::{rfc3339_millis, MediaId};
 use crate::error::AppError;
 use crate::http::{json, json_body, path_id, serve, Field};
 use crate::service::share::{share_media, ShareRequest, Shared, INVALID_BODY, INVALID_ID};
@@ -27,11 +27,14 @@ async fn share(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
     Ok(json(200, &shared_json(&shared)))
 }
 
-/// The documented 200 body: `communityUrl` and `communityMediaId` only for a community share.
+/// The documented 200 body: the link and its limits; `communityUrl` and `communityMediaId` only
+/// for a community share.
 pub fn shared_json(shared: &Shared) -> Value {
     let mut body = json!({
         "shareCode": shared.share_code,
         "shareUrl": format!("/shared/media/{}", shared.share_code),
+        "linkExpiresAt": shared.link_expires_at_ms.map(rfc3339_millis),
+        "maxViews": shared.max_views,
     });
     if let Some((id, url)) = &shared.community {
         body["communityUrl"] = json!(url);

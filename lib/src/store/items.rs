@@ -428,6 +428,36 @@ pub struct ShareCodeItem {
     pub owner_id: UserId,
     /// Creation time (RFC 3339, milliseconds).
     pub created_at: String,
+    /// When the link stops working (ms since the epoch); never, if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// Views the link allows since that limit was last set; unlimited, if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_views: Option<u64>,
+    /// Views spent against `max_views`.
+    #[serde(default)]
+    pub views_used: u64,
+    /// Views counted on this item (every limited view); unlimited views are counted in the link's
+    /// view shards.
+    #[serde(default)]
+    pub views: u64,
+    /// The request that spent the last limited view: an attempt retried after its answer was lost
+    /// recognises its own view instead of spending another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_view: Option<String>,
+}
+
+/// One shard of an unlimited link's view count.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkViewsItem {
+    /// Partition key (see `keys`).
+    pub pk: String,
+    /// Sort key (see `keys`).
+    pub sk: String,
+    /// Views counted here.
+    #[serde(default)]
+    pub views: u64,
 }
 
 /// The media record of an object path (one record per path, created exactly once).

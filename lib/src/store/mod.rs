@@ -24,6 +24,7 @@ pub use ids::IdAllocator;
 pub use media::MediaPage;
 pub use records::media_chunks;
 pub use saves::ClaimRefused;
+pub use share_codes::{LimitChange, Spent};
 
 /// Whether a conditional write committed.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,9 +1,51 @@
 //! Share codes: one per media, unique by a conditional put, revoked only while they are still the
 //! media's code (DESIGN invariant 3).
 
-use super::items::{MediaItem, ShareCodeItem};
-use super::{key, keys, s, to_item, Store, StoreError, Written};
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use super::items::{LinkViewsItem, MediaItem, ShareCodeItem};
+use super::{
+    from_item, is_condition_failure, key, keys, n, retry_conflicts, s, to_item, Item, Store,
+    StoreError, Written,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+
+/// A change to a link's limits: `None` leaves a limit as it is, `Some(None)` removes it,
+/// `Some(Some(v))` sets it (a new view limit starts counting from zero).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LimitChange {
+    /// The instant the link stops working (ms since the epoch).
+    pub expires_at_ms: Option<Option<i64>>,
+    /// Views the link allows from now on.
+    pub max_views: Option<Option<u64>>,
+}
+
+impl LimitChange {
+    /// Whether the change changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.expires_at_ms.is_none() && self.max_views.is_none()
+    }
+
+    /// Applies the change to a new link's item.
+    pub fn apply(&self, item: &mut ShareCodeItem) {
+        if let Some(at) = self.expires_at_ms {
+            item.expires_at_ms = at;
+        }
+        if let Some(max) = self.max_views {
+            item.max_views = max;
+            item.views_used = 0;
+        }
+    }
+}
+
+/// What became of spending one view of a limited link.
+#[derive(Debug)]
+pub enum Spent {
+    /// Counted: the item as it is after this view.
+    Counted(ShareCodeItem),
+    /// Not counted: the link as it is now (gone, expired, used up, or no longer limited).
+    Refused(Option<ShareCodeItem>),
+}
 
 impl Store {
     /// A share code's item, if the code exists.
@@ -82,5 +124,172 @@ impl Store {
             ],
         )
         .await
+    }
+
+    /// Changes the limits of the link `code` of media `media_id`; the item as it is after, or
+    /// `None` if the code no longer exists (revoked meanwhile). With no change, the item as it is.
+    pub async fn set_link_limits(
+        &self,
+        code: &str,
+        media_id: crate::domain::MediaId,
+        change: LimitChange,
+    ) -> Result<Option<ShareCodeItem>, StoreError> {
+        const OP: &str = "set link limits";
+        if change.is_empty() {
+            return self.share_code(code).await;
+        }
+        let mut set = Vec::new();
+        let mut remove = Vec::new();
+        let mut values = vec![(":media", n(media_id.0))];
+        match change.expires_at_ms {
+            Some(Some(at)) => {
+                set.push("expiresAtMs = :expires");
+                values.push((":expires", n(at)));
+            }
+            Some(None) => remove.push("expiresAtMs"),
+            None => {}
+        }
+        if let Some(max) = change.max_views {
+            set.push("viewsUsed = :zero");
+            values.push((":zero", n(0)));
+            match max {
+                Some(max) => {
+                    set.push("maxViews = :max");
+                    values.push((":max", n(max)));
+                }
+                None => remove.push("maxViews"),
+            }
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression += &format!("SET {}", set.join(", "));
+        }
+        if !remove.is_empty() {
+            expression += &format!(" REMOVE {}", remove.join(", "));
+        }
+        let sent = retry_conflicts(|| {
+            let mut update = self
+                .db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::share(code), keys::SHARE)))
+                .update_expression(expression.trim())
+                .condition_expression("attribute_exists(pk) AND mediaId = :media")
+                .return_values(ReturnValue::AllNew);
+            for (name, value) in &values {
+                update = update.expression_attribute_values(*name, value.clone());
+            }
+            update.send()
+        })
+        .await;
+        match sent {
+            Ok(out) => out.attributes.map(|i| from_item(OP, i)).transpose(),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StoreError::new(OP, e)),
+        }
+    }
+
+    /// Spends one view of the limited link `code` for the request `token`, only while it has views
+    /// left and has not expired at `now_ms`. Exact under any concurrency (one conditional update
+    /// per view); an attempt retried after its answer was lost finds its own token and is counted
+    /// once.
+    pub async fn spend_view(
+        &self,
+        code: &str,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<Spent, StoreError> {
+        const OP: &str = "spend link view";
+        let sent = retry_conflicts(|| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::share(code), keys::SHARE)))
+                .update_expression(
+                    "SET viewsUsed = viewsUsed + :one, #views = if_not_exists(#views, :zero) + :one, lastView = :token",
+                )
+                .condition_expression(
+                    "attribute_exists(pk) AND viewsUsed < maxViews \
+                     AND (attribute_not_exists(expiresAtMs) OR expiresAtMs > :now) \
+                     AND (attribute_not_exists(lastView) OR lastView <> :token)",
+                )
+                .expression_attribute_names("#views", "views")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":token", s(token))
+                .expression_attribute_values(":now", n(now_ms))
+                .return_values(ReturnValue::AllNew)
+                .send()
+        })
+        .await;
+        match sent {
+            Ok(out) => match out.attributes {
+                Some(item) => Ok(Spent::Counted(from_item(OP, item)?)),
+                None => Err(StoreError::unexpected(OP, "an update answered no item")),
+            },
+            Err(e) if is_condition_failure(&e) => {
+                let now = self.share_code(code).await?;
+                Ok(match now {
+                    // Our own view, applied by an attempt whose answer was lost.
+                    Some(item) if item.last_view.as_deref() == Some(token) => Spent::Counted(item),
+                    other => Spent::Refused(other),
+                })
+            }
+            Err(e) => Err(StoreError::new(OP, e)),
+        }
+    }
+
+    /// Counts one view of an unlimited link in its shard `shard` (no condition, no read).
+    pub async fn count_view(&self, code: &str, shard: u32) -> Result<(), StoreError> {
+        retry_conflicts(|| {
+            self.db
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::link_views(code, shard), keys::LINK_VIEWS)))
+                .update_expression("ADD #views :one")
+                .expression_attribute_names("#views", "views")
+                .expression_attribute_values(":one", n(1))
+                .send()
+        })
+        .await
+        .map(drop)
+        .map_err(|e| StoreError::new("count link view", e))
+    }
+
+    /// Views of the link `code` counted in its shards (unlimited views), summed.
+    pub async fn sharded_views(&self, code: &str) -> Result<u64, StoreError> {
+        const OP: &str = "read link view shards";
+        let keys: Vec<Item> = (0..keys::LINK_VIEW_SHARDS)
+            .map(|shard| key(keys::link_views(code, shard), keys::LINK_VIEWS))
+            .collect();
+        let mut request = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::new(OP, e))?,
+        );
+        let mut views = 0;
+        while let Some(req) = request.take() {
+            let out = self
+                .db
+                .batch_get_item()
+                .request_items(&self.table, req)
+                .send()
+                .await
+                .map_err(|e| StoreError::new(OP, e))?;
+            for item in out
+                .responses
+                .and_then(|mut r| r.remove(&self.table))
+                .unwrap_or_default()
+            {
+                views += from_item::<LinkViewsItem>(OP, item)?.views;
+            }
+            request = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys().is_empty());
+        }
+        Ok(views)
     }
 }

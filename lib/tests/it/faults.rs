@@ -1,5 +1,5 @@
-//! Faults, every k. For each write path (share, re-share, link-only share, unshare, share by
-//! path, the watermark publish, save) a clean run first counts the DynamoDB and S3 calls the path
+//! Faults, every k. For each write path (share, re-share, link-only share, link limits, a
+//! limited link's view, unshare, share by path, the watermark publish, save) a clean run first counts the DynamoDB and S3 calls the path
 //! makes; then, for every k from 1 to that count, the k-th call fails, once before it lands
 //! (nothing applied) and once after (applied, the answer lost). Every faulted request either
 //! still answers its documented result, or answers its documented 500 and completes when retried
@@ -252,7 +252,14 @@ fn assert_in_community(
         .collect();
     assert_eq!(
         keys,
-        ["communityMediaId", "communityUrl", "shareCode", "shareUrl"],
+        [
+            "communityMediaId",
+            "communityUrl",
+            "linkExpiresAt",
+            "maxViews",
+            "shareCode",
+            "shareUrl"
+        ],
         "{what}: {answer}"
     );
     let code = answer["shareCode"].as_str().unwrap().to_string();
@@ -421,7 +428,12 @@ impl WritePath for Unshare {
             assert_eq!(media["shareCode"], Value::Null, "{what}: the code is gone");
             assert!(!stored.codes.contains_key(code), "{what}: its item too");
         } else {
-            let link = json!({ "shareCode": code, "shareUrl": format!("/shared/media/{code}") });
+            let link = json!({
+                "shareCode": code,
+                "shareUrl": format!("/shared/media/{code}"),
+                "linkExpiresAt": null,
+                "maxViews": null,
+            });
             assert_eq!(*answer, link, "{what}: the same code");
             assert_eq!(media["shareCode"], code.as_str(), "{what}");
         }
@@ -433,6 +445,91 @@ impl WritePath for Unshare {
         assert!(
             !stored.public.contains(key),
             "{what}: the public object is gone"
+        );
+    }
+}
+
+/// `POST /api/media/{id}/share` with link limits on a media that has a code: the same code,
+/// limited (its view count restarted).
+struct LimitLink;
+
+impl WritePath for LimitLink {
+    type Fixture = (UserId, MediaId, String);
+
+    fn name(&self) -> String {
+        "limit a link (expiresIn, maxViews)".into()
+    }
+
+    async fn setup(&self, env: &TestEnv) -> Self::Fixture {
+        let (owner, id) = owner_with(env, "loop.gif", LOOP).await;
+        let body = json!({ "shareToCommunity": false, "maxViews": 9 });
+        let (status, answer) = post_share(&env.app, &owner, id, &body).await;
+        assert_eq!(status, 200, "{answer}");
+        (owner, id, answer["shareCode"].as_str().unwrap().to_string())
+    }
+
+    async fn send(&self, app: &App, (owner, id, _): &Self::Fixture) -> (u16, Value) {
+        let body = json!({ "shareToCommunity": false, "expiresIn": 3600, "maxViews": 2 });
+        post_share(app, owner, *id, &body).await
+    }
+
+    async fn check(&self, env: &TestEnv, fx: &Self::Fixture, answer: &Value, what: &str) {
+        let (_, id, code) = fx;
+        let stored = consistent(env, what).await;
+        assert_eq!(stored.media[&id.0]["shareCode"], code.as_str(), "{what}");
+        assert_eq!(answer["shareCode"], code.as_str(), "{what}: the same code");
+        assert_eq!(answer["maxViews"], 2, "{what}");
+        let link = env.app.store.share_code(code).await.unwrap().expect("live");
+        let expires = link.expires_at_ms.expect("an expiry");
+        assert_eq!(
+            answer["linkExpiresAt"],
+            joip::domain::rfc3339_millis(expires),
+            "{what}"
+        );
+        assert_eq!((link.max_views, link.views_used), (Some(2), 0), "{what}");
+    }
+}
+
+/// `GET /api/shared/media/{code}` of a limited link: exactly one view spent per answered URL,
+/// whichever call fails (an attempt whose answer was lost is found applied by its retry).
+struct SpendView;
+
+impl WritePath for SpendView {
+    type Fixture = String;
+
+    fn name(&self) -> String {
+        "resolve a limited link (one view)".into()
+    }
+
+    fn documented_failure(&self, body: &Value) -> bool {
+        *body == json!({ "message": "Failed to fetch shared media" })
+    }
+
+    async fn setup(&self, env: &TestEnv) -> Self::Fixture {
+        let (owner, id) = owner_with(env, "loop.gif", LOOP).await;
+        let body = json!({ "shareToCommunity": false, "maxViews": 2 });
+        let (status, answer) = post_share(&env.app, &owner, id, &body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["shareCode"].as_str().unwrap().to_string()
+    }
+
+    async fn send(&self, app: &App, code: &Self::Fixture) -> (u16, Value) {
+        let path = format!("/api/shared/media/{code}");
+        let req = Event::new("GET", "/api/shared/media/{code}", &path)
+            .path_params(json!({ "code": code }))
+            .request();
+        read(Box::pin(joip::routes::resolve_shared_media::handle(app, req)).await)
+    }
+
+    async fn check(&self, env: &TestEnv, code: &Self::Fixture, answer: &Value, what: &str) {
+        consistent(env, what).await;
+        assert!(answer["url"].is_string(), "{what}: {answer}");
+        assert_eq!(answer["viewsLeft"], 1, "{what}");
+        let link = env.app.store.share_code(code).await.unwrap().expect("live");
+        assert_eq!(
+            (link.views_used, link.views),
+            (1, 1),
+            "{what}: one view spent"
         );
     }
 }
@@ -771,6 +868,16 @@ async fn resharing_with_other_tags_survives_any_one_failing_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_link_only_share_survives_any_one_failing_call() {
     sweep(Unshare { delete: false }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limiting_a_link_survives_any_one_failing_call() {
+    sweep(LimitLink).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limited_view_is_spent_once_whichever_call_fails() {
+    sweep(SpendView).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

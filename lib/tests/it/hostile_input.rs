@@ -328,6 +328,8 @@ impl World {
                 share_to_community: true,
                 tags: vec![tags[0].clone()],
                 policy_agreed: false,
+                expires_in: joip::http::Field::Absent,
+                max_views: joip::http::Field::Absent,
             },
         )
         .await
@@ -666,6 +668,15 @@ fn id_cases(w: &World) -> Vec<Case> {
             .bearer(&token)
             .wants(400, msg("Invalid media ID")),
         );
+        cases.push(
+            Case::new(
+                format!("share state, {name}"),
+                "GET",
+                format!("/api/media/{id}/share"),
+            )
+            .bearer(&token)
+            .wants(400, msg("Invalid media ID")),
+        );
         // A malformed code is looked up like an unknown one (the same 404).
         cases.push(
             Case::new(
@@ -681,6 +692,7 @@ fn id_cases(w: &World) -> Vec<Case> {
         ("POST", "/api/community/sessions//save"),
         ("POST", "/api/media//share"),
         ("DELETE", "/api/media//share"),
+        ("GET", "/api/media//share"),
         ("GET", "/api/shared/media/"),
     ] {
         cases.push(
@@ -692,7 +704,7 @@ fn id_cases(w: &World) -> Vec<Case> {
     // Methods outside the router table.
     for (method, target) in [
         ("PUT", share_png.clone()),
-        ("GET", share_png.clone()),
+        ("PATCH", share_png.clone()),
         (
             "PATCH",
             format!("/api/community/sessions/{}/save", w.community_session),
@@ -805,6 +817,69 @@ fn body_cases(w: &World) -> Vec<Case> {
                     400,
                     msg("Policy confirmation is required for upload sharing"),
                 ),
+        );
+    }
+
+    // Link limits out of range or of the wrong type (`expiresIn` is judged first): refused on
+    // both share routes before anything is written, so no code is created either.
+    let expires_in_msg = msg("Invalid expiresIn");
+    let max_views_msg = msg("Invalid maxViews");
+    let mut limits: Vec<(String, Value)> = Vec::new();
+    for bad in [
+        json!(0),
+        json!(-1),
+        json!(59),
+        json!(31_536_001),
+        json!(60.5),
+        json!(1e300),
+        json!("60"),
+        json!(true),
+        json!([60]),
+        json!({ "s": 60 }),
+    ] {
+        limits.push((format!("expiresIn {bad}"), json!({ "expiresIn": bad })));
+        limits.push((
+            format!("expiresIn {bad} with a bad maxViews"),
+            json!({ "expiresIn": bad, "maxViews": 0 }),
+        ));
+    }
+    for bad in [
+        json!(0),
+        json!(-3),
+        json!(1_000_001),
+        json!(1.5),
+        json!("3"),
+        json!(false),
+        json!([3]),
+    ] {
+        limits.push((
+            format!("maxViews {bad}"),
+            json!({ "expiresIn": 60, "maxViews": bad }),
+        ));
+    }
+    for (name, mut body) in limits {
+        let want = if name.starts_with("expiresIn") {
+            expires_in_msg.clone()
+        } else {
+            max_views_msg.clone()
+        };
+        body["shareToCommunity"] = json!(false);
+        cases.push(
+            Case::new(format!("share, {name}"), "POST", share_png.clone())
+                .bearer(&token)
+                .json(body.to_string())
+                .wants(400, want.clone()),
+        );
+        body["filePath"] = json!(png_path);
+        cases.push(
+            Case::new(
+                format!("share by path, {name}"),
+                "POST",
+                "/api/user/media/share",
+            )
+            .bearer(&token)
+            .json(body.to_string())
+            .wants(400, want),
         );
     }
 
@@ -1463,6 +1538,11 @@ fn authenticated_requests(w: &World) -> Vec<Case> {
             "DELETE",
             format!("/api/media/{}/share", w.gif.media_id),
         ),
+        Case::new(
+            "share state",
+            "GET",
+            format!("/api/media/{}/share", w.gif.media_id),
+        ),
         Case::new("share by path", "POST", "/api/user/media/share")
             .json(json!({ "filePath": w.png.file_path, "shareToCommunity": false }).to_string()),
     ]
@@ -1553,6 +1633,23 @@ async fn foreign_and_unknown_callers_get_what_a_missing_id_gets() {
                     "DELETE",
                     format!("/api/media/{id}/share"),
                 ))
+                .wants(404, not_found.clone()),
+            );
+            cases.push(
+                with(Case::new(
+                    format!("{who} reads the share of {what}"),
+                    "GET",
+                    format!("/api/media/{id}/share"),
+                ))
+                .wants(404, not_found.clone()),
+            );
+            cases.push(
+                with(Case::new(
+                    format!("{who} limits the link of {what}"),
+                    "POST",
+                    format!("/api/media/{id}/share"),
+                ))
+                .json(r#"{"shareToCommunity":false,"expiresIn":60,"maxViews":1}"#)
                 .wants(404, not_found.clone()),
             );
         }

@@ -893,7 +893,14 @@ async fn gif_share(handed_over: bool) {
     let answer = shared(&env.app, &owner, gif.media_id, &json!({ "tags": ["loop"] })).await;
     assert_eq!(
         keys_of(&answer),
-        set(&["shareCode", "shareUrl", "communityUrl", "communityMediaId"])
+        set(&[
+            "shareCode",
+            "shareUrl",
+            "linkExpiresAt",
+            "maxViews",
+            "communityUrl",
+            "communityMediaId"
+        ])
     );
     let code = answer["shareCode"].as_str().unwrap();
     assert_uuid_v4(code);
@@ -985,7 +992,14 @@ async fn sharing_an_upload_image_stages_it_and_keeps_it_private() {
         let answer = shared(&env.app, &owner, item.media_id, &body(true, &["red"], true)).await;
         assert_eq!(
             keys_of(&answer),
-            set(&["shareCode", "shareUrl", "communityUrl", "communityMediaId"]),
+            set(&[
+                "shareCode",
+                "shareUrl",
+                "linkExpiresAt",
+                "maxViews",
+                "communityUrl",
+                "communityMediaId"
+            ]),
             "{name}"
         );
         let cid = answer["communityMediaId"].as_u64().unwrap();
@@ -1150,7 +1164,10 @@ async fn upload_images_need_policy_and_up_to_ten_canonical_tags() {
     assert_eq!(record.tags, eleven[..10]);
     // Without the community, neither is needed.
     let answer = shared(&env.app, &owner, jpg.media_id, &body(false, &[], false)).await;
-    assert_eq!(keys_of(&answer), set(&["shareCode", "shareUrl"]));
+    assert_eq!(
+        keys_of(&answer),
+        set(&["shareCode", "shareUrl", "linkExpiresAt", "maxViews"])
+    );
     assert_consistent(&env, "after upload image shares").await;
 }
 
@@ -1211,7 +1228,7 @@ async fn the_share_code_is_a_uuid_v4_stable_across_reshares() {
     let first = shared(&env.app, &owner, gif.media_id, &body(false, &[], false)).await;
     assert_eq!(
         keys_of(&first),
-        set(&["shareCode", "shareUrl"]),
+        set(&["shareCode", "shareUrl", "linkExpiresAt", "maxViews"]),
         "no community fields"
     );
     let code = first["shareCode"].as_str().unwrap().to_string();
@@ -1287,7 +1304,12 @@ async fn sharing_without_community_removes_the_copy_and_keeps_the_code() {
         let answer = shared(&env.app, &owner, item.media_id, &body(false, &[], false)).await;
         assert_eq!(
             answer,
-            json!({ "shareCode": code, "shareUrl": format!("/shared/media/{code}") })
+            json!({
+                "shareCode": code,
+                "shareUrl": format!("/shared/media/{code}"),
+                "linkExpiresAt": null,
+                "maxViews": null,
+            })
         );
         let m = media_now(&env, item.media_id).await;
         assert!(m.is_shared && !m.share_to_community, "the link stays");
@@ -1507,10 +1529,40 @@ async fn a_share_link_resolves_to_a_presigned_url_of_the_original() {
         let earliest = joip::domain::rfc3339_millis(joip::domain::now_millis());
         let (status, link) = resolve(&env.app, code).await;
         assert_eq!(status, 200, "{name}: {link}");
-        assert_eq!(env.snapshot().await, before, "resolving changes nothing");
+        let after = env.snapshot().await;
+        let counts = |s: &support::Snapshot| -> Vec<String> {
+            let views = s.items.iter().filter(|i| i.contains("\"LINKVIEWS#"));
+            views.cloned().collect()
+        };
+        let (mut rest_before, mut rest_after) = (before.clone(), after.clone());
+        rest_before.items.retain(|i| !i.contains("\"LINKVIEWS#"));
+        rest_after.items.retain(|i| !i.contains("\"LINKVIEWS#"));
+        assert_eq!(
+            rest_after, rest_before,
+            "resolving changes nothing but its count"
+        );
+        let earlier = counts(&before);
+        let counted: Vec<String> = counts(&after)
+            .into_iter()
+            .filter(|c| !earlier.contains(c))
+            .collect();
+        assert_eq!(counted.len(), 1, "{name}: one view shard: {counted:?}");
+        assert!(
+            counted[0].contains(code) && counted[0].contains("\"views\":1"),
+            "{name}: {counted:?}"
+        );
         assert_eq!(
             keys_of(&link),
-            set(&["shareCode", "type", "mimeType", "size", "url", "expiresAt"])
+            set(&[
+                "shareCode",
+                "type",
+                "mimeType",
+                "size",
+                "url",
+                "expiresAt",
+                "linkExpiresAt",
+                "viewsLeft"
+            ])
         );
         assert_eq!(link["shareCode"], code);
         assert_eq!(link["type"], kind, "{name}");
@@ -1829,7 +1881,14 @@ async fn sharing_by_path_shares_the_recorded_media() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         keys_of(&answer),
-        set(&["shareCode", "shareUrl", "communityUrl", "communityMediaId"])
+        set(&[
+            "shareCode",
+            "shareUrl",
+            "linkExpiresAt",
+            "maxViews",
+            "communityUrl",
+            "communityMediaId"
+        ])
     );
     let m = media_now(&env, gif.media_id).await;
     assert_eq!(m.share_code.as_deref(), answer["shareCode"].as_str());
@@ -1853,7 +1912,10 @@ async fn sharing_by_path_shares_the_recorded_media() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(keys_of(&off), set(&["shareCode", "shareUrl"]));
+    assert_eq!(
+        keys_of(&off),
+        set(&["shareCode", "shareUrl", "linkExpiresAt", "maxViews"])
+    );
     assert_eq!(off["shareCode"], answer["shareCode"]);
     let state = assert_consistent(&env, "after unsharing by path").await;
     assert!(state.records.is_empty() && state.public.is_empty());

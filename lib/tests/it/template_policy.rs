@@ -91,6 +91,10 @@ const FUNCTIONS: &[Function] = &[
         scenarios: |run| Box::pin(resolve_shared_media(run)),
     },
     Function {
+        binary: "get-media-share",
+        scenarios: |run| Box::pin(get_media_share(run)),
+    },
+    Function {
         binary: "community-feed",
         scenarios: |run| Box::pin(community_feed(run)),
     },
@@ -370,6 +374,17 @@ async fn share_sequence(run: &Run, by_path: bool) {
         (&run.app, gif, out()),
         (&run.app, png, tags(&["solo"])),
         (&run.app, png, out()),
+        // Link limits set on the existing code, then cleared.
+        (
+            &run.app,
+            png,
+            json!({ "shareToCommunity": false, "expiresIn": 60, "maxViews": 3 }),
+        ),
+        (
+            &run.app,
+            png,
+            json!({ "shareToCommunity": false, "expiresIn": null, "maxViews": null }),
+        ),
     ] {
         let (status, answer) = send_share(run, app, &user, id, body, by_path).await;
         assert_eq!(status, 200, "{answer}");
@@ -449,29 +464,68 @@ async fn share_media_by_path(run: &Run) {
     share_sequence(run, true).await;
 }
 
-/// `GET /api/shared/media/{code}`: a live code (presigned GET), an unknown one.
+/// `GET /api/shared/media/{code}`: a live code (presigned GET, a view counted in a shard), a
+/// preview agent, a limited code (a view spent, then used up: 410), an unknown one.
 async fn resolve_shared_media(run: &Run) {
     let (user, gif, _) = sharer(run).await;
     let body = json!({ "shareToCommunity": false });
     let (_, shared) = post_share(run, &run.env.app, &user, gif, body).await;
     let code = shared["shareCode"].as_str().expect("code").to_string();
-    for (code, want) in [(code, 200), (uuid::Uuid::new_v4().to_string(), 404)] {
+    let resolve = |code: String, agent: &'static str| async move {
         let path = format!("/api/shared/media/{code}");
         let request = Event::new("GET", "/api/shared/media/{code}", &path)
             .path_params(json!({ "code": code }))
+            .header("user-agent", agent)
             .request();
-        let (status, body) = read(
+        read(
             Box::pin(joip::routes::resolve_shared_media::handle(
                 &run.app, request,
             ))
             .await,
-        );
+        )
+    };
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0";
+    let limited = json!({ "shareToCommunity": false, "maxViews": 1 });
+    for (step, (code, agent, want)) in [
+        (code.clone(), browser, 200),
+        (code.clone(), "Slackbot-LinkExpanding 1.0", 200),
+        (code.clone(), browser, 200), // after maxViews: 1
+        (code, browser, 410),
+        (uuid::Uuid::new_v4().to_string(), browser, 404),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if step == 2 {
+            let (status, _) = post_share(run, &run.env.app, &user, gif, limited.clone()).await;
+            assert_eq!(status, 200);
+        }
+        let (status, body) = resolve(code, agent).await;
         assert_eq!(status, want, "{body}");
-        if want == 200 {
-            run.recorder
-                .presigned_get(body["url"].as_str().expect("url"));
+        if let Some(url) = body["url"].as_str() {
+            run.recorder.presigned_get(url);
         }
     }
+}
+
+/// `GET /api/media/{id}/share`: media never shared, then shared with limits and views.
+async fn get_media_share(run: &Run) {
+    let (user, gif, _) = sharer(run).await;
+    let state = |user: &UserId| {
+        let path = format!("/api/media/{gif}/share");
+        let request = Event::new("GET", "/api/media/{id}/share", &path)
+            .path_params(json!({ "id": gif.to_string() }))
+            .caller(user.as_str())
+            .request();
+        async move { read(Box::pin(joip::routes::get_media_share::handle(&run.app, request)).await) }
+    };
+    assert_eq!(state(&user).await.0, 200);
+    let body = json!({ "tags": ["solo"], "expiresIn": 3600, "maxViews": 5 });
+    assert_eq!(post_share(run, &run.env.app, &user, gif, body).await.0, 200);
+    let (status, body) = state(&user).await;
+    assert_eq!(status, 200, "{body}");
+    let stranger = run.env.user(0, false).await;
+    assert_eq!(state(&stranger).await.0, 404);
 }
 
 /// `GET /api/community/media`: the whole feed, one tag's, and the next page.

@@ -289,7 +289,7 @@ impl TestEnv {
 }
 
 /// The table's items and the buckets' objects at one moment.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub items: Vec<String>,
     pub objects: Vec<String>,

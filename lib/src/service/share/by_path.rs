@@ -23,6 +23,8 @@ pub async fn share_media_by_path(
     file_path: &str,
     request: &ShareRequest,
 ) -> Result<Shared, AppError> {
+    // Every refusal that needs no I/O first: a refused request records nothing.
+    request.limits(app.clock.now_millis())?;
     if !is_own_path(caller, file_path) {
         return Err(AppError::bad_request(INVALID_PATH));
     }

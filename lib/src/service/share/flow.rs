@@ -9,7 +9,7 @@ use crate::error::AppError;
 use crate::service::activity::{self, MEDIA_GALLERY};
 use crate::service::rounds::{settle, Round, ROUNDS};
 use crate::store::items::{CommunityMediaItem, MediaItem};
-use crate::store::{StoreError, Written};
+use crate::store::{LimitChange, StoreError, Written};
 use crate::App;
 use serde_json::json;
 
@@ -20,17 +20,19 @@ pub async fn share_media(
     id: MediaId,
     request: &ShareRequest,
 ) -> Result<Shared, AppError> {
+    let limits = request.limits(app.clock.now_millis())?;
     let (media, _) = app.store.media_and_marker(id).await.map_err(failed)?;
     let media = media
         .filter(|m| &m.owner_id == caller)
         .ok_or(AppError::NotFound(NOT_FOUND))?;
-    share_owned(app, media, request).await
+    share_owned(app, media, request, limits).await
 }
 
 async fn share_owned(
     app: &App,
     media: MediaItem,
     request: &ShareRequest,
+    limits: LimitChange,
 ) -> Result<Shared, AppError> {
     // Every refusal first.
     let plan = if request.share_to_community {
@@ -42,11 +44,12 @@ async fn share_owned(
     // A DELETE may revoke the code while this share runs: the community copy is only ever
     // written for the code this request answers with (the media update conditions on it), and
     // a lost code starts the share again with a new one.
-    let (media, share_code, community) = settle("share", ROUNDS, media, |media| async move {
-        let share_code = link::ensure(app, &media).await?;
+    let (media, link, community) = settle("share", ROUNDS, media, |media| async move {
+        let link = link::ensure(app, &media, limits).await?;
+        let share_code = &link.share_code;
         let community = match plan {
             Some(plan) => {
-                match community_copy::ensure(app, media.media_id, plan, &share_code).await? {
+                match community_copy::ensure(app, media.media_id, plan, share_code).await? {
                     Some(record) => Some(record),
                     None => return Ok(Round::Again(reread_media(app, media.media_id).await?)),
                 }
@@ -62,13 +65,15 @@ async fn share_owned(
                 None
             }
         };
-        Ok(Round::Done((media, share_code, community)))
+        Ok(Round::Done((media, link, community)))
     })
     .await?
     .map_err(failed)?;
-    log_share(app, &media, &share_code, community.as_ref()).await;
+    log_share(app, &media, &link.share_code, community.as_ref()).await;
     Ok(Shared {
-        share_code,
+        share_code: link.share_code,
+        link_expires_at_ms: link.expires_at_ms,
+        max_views: link.max_views,
         community: community.map(|c| (c.community_media_id, c.url)),
     })
 }
