@@ -24,6 +24,10 @@ in JSON Schema, and add one check of our own:
    never invokes the function; API Gateway hands such a body over (base64), and the functions
    answer 400 `Invalid request body` (tested with `application/octet-stream`).
    Every dropped failure is written to `$JOIP_CONTRACT_OUT/dropped.ndjson` for review.
+   It also drops a 410 `Share link expired` for a link this run saw used up (as many resolves with
+   a URL as the `maxViews` it answered) or past its `linkExpiresAt`, and an ST301 ("deleted
+   resource still available") for `GET /api/media/{id}/share` after its DELETE: that path names
+   the media's share state, which answers 200 with `shareCode: null` once the share is gone.
 2. `revoked_share_code_stays_revoked`: once `DELETE /api/media/{id}/share` answered 200, the
    code that media had must answer 404 on `GET /api/shared/media/{code}` (asked later).
 3. `others_stay_out_of_reach`: the seeded media of another user (by id or by path) is never
@@ -66,6 +70,10 @@ _issued_cursors: set[tuple[str, str | None, str]] = {tuple(c) for c in SEED["iss
 _codes: dict[str, str] = {}
 # revoked code -> when its DELETE answered.
 _revoked: dict[str, float] = {code: 0.0 for code in SEED["revokedCodes"]}
+# share code -> (maxViews, linkExpiresAt) as the last share of it answered.
+_limits: dict[str, tuple] = {}
+# share code -> resolves that carried a URL since its view limit was last set.
+_views: dict[str, int] = {}
 
 
 def _json(response) -> object:
@@ -105,8 +113,14 @@ def after_call(context, case, response):
         elif label in (SHARE, SHARE_BY_PATH) and isinstance(body.get("shareCode"), str):
             # A share that answers a code makes it live again, whatever happened before.
             _revoked.pop(body["shareCode"], None)
+            _limits[body["shareCode"]] = (body.get("maxViews"), body.get("linkExpiresAt"))
+            if "maxViews" in _body(case):
+                _views[body["shareCode"]] = 0  # a view limit set anew counts from zero
             if label == SHARE:
                 _codes[str(case.path_parameters["id"])] = body["shareCode"]
+        elif label == RESOLVE and isinstance(body.get("url"), str):
+            code = body.get("shareCode")
+            _views[code] = _views.get(code, 0) + 1
         elif label == UNSHARE:
             code = _codes.pop(str(case.path_parameters["id"]), None)
             if code is not None:
@@ -164,6 +178,19 @@ def _not_utf8(body) -> bool:
         return True
 
 
+def _link_is_spent(code) -> bool:
+    """True when this run saw the link's views used up or its expiry pass."""
+    with _lock:
+        max_views, expires_at = _limits.get(code, (None, None))
+        used = _views.get(code, 0)
+    if isinstance(max_views, int) and used >= max_views:
+        return True
+    if isinstance(expires_at, str):
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        return expires_at[:19] <= now
+    return False
+
+
 def _drop_reason(failure, case, response) -> str | None:
     if (
         response.status_code == 500
@@ -172,7 +199,25 @@ def _drop_reason(failure, case, response) -> str | None:
         and _not_utf8(response.request.body)
     ):
         return "cargo lambda watch refused a non-UTF-8 JSON body before invoking the function"
-    if getattr(failure, "code", None) != "ST202" or response.status_code != 400:
+    code = getattr(failure, "code", None)
+    body = _json(response)
+    if (
+        code == "ST301"
+        and case.operation.label == SHARE_STATE
+        and response.status_code == 200
+        and isinstance(body, dict)
+        and body.get("shareCode") is None
+    ):
+        # The share was deleted; the media it belonged to stays, and its share state says so.
+        return "the share state of a media whose share was deleted (shareCode null)"
+    if (
+        code == "ST202"
+        and case.operation.label == RESOLVE
+        and response.status_code == 410
+        and _link_is_spent((case.path_parameters or {}).get("code"))
+    ):
+        return "documented data-dependent refusal: the link's views are used up or it expired"
+    if code != "ST202" or response.status_code != 400:
         return None
     body = _json(response)
     message = body.get("message") if isinstance(body, dict) else None
