@@ -69,6 +69,11 @@ pub const DEFAULT_COMMUNITY_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// its owner may delete before the publisher runs.
 pub const DEFAULT_STAGE_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
+/// New reports one user may make within any hour (more: 429 `Too many reports`).
+pub const DEFAULT_REPORTS_PER_HOUR: u64 = 20;
+/// Distinct reporters that hide a community copy.
+pub const DEFAULT_REPORT_HIDE_THRESHOLD: u64 = 3;
+
 /// Everything a function, test or tool needs to know about where it runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -114,6 +119,10 @@ pub struct Config {
     pub community_max_bytes: u64,
     /// See [`DEFAULT_STAGE_MAX_BYTES`].
     pub stage_max_bytes: u64,
+    /// See [`DEFAULT_REPORTS_PER_HOUR`].
+    pub reports_per_hour: u64,
+    /// See [`DEFAULT_REPORT_HIDE_THRESHOLD`].
+    pub report_hide_threshold: u64,
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -237,6 +246,12 @@ impl Config {
             watermark_max_bytes: number("JOIP_WATERMARK_MAX_BYTES", DEFAULT_WATERMARK_MAX_BYTES)?,
             community_max_bytes: number("JOIP_COMMUNITY_MAX_BYTES", DEFAULT_COMMUNITY_MAX_BYTES)?,
             stage_max_bytes: number("JOIP_STAGE_MAX_BYTES", DEFAULT_STAGE_MAX_BYTES)?,
+            // The ring of a user's report times has this many slots (one item, well under 400 KB).
+            reports_per_hour: number("JOIP_REPORTS_PER_HOUR", DEFAULT_REPORTS_PER_HOUR)?.min(1000),
+            report_hide_threshold: number(
+                "JOIP_REPORT_HIDE_THRESHOLD",
+                DEFAULT_REPORT_HIDE_THRESHOLD,
+            )?,
         })
     }
 }

@@ -41,6 +41,9 @@ pub enum AppError {
     /// 410 with `{"message": ..}`: it existed and is gone for good (an expired link).
     #[error("gone: {0}")]
     Gone(&'static str),
+    /// 429 with `{"message": ..}`: a per-user limit of ours (not API Gateway's throttling).
+    #[error("too many requests: {0}")]
+    TooManyRequests(&'static str),
     /// 422 with `{"message": ..}`: well-formed, but the data cannot be processed.
     #[error("unprocessable: {0}")]
     Unprocessable(&'static str),
@@ -99,6 +102,7 @@ impl AppError {
             Self::NotFound(m) => (404, json!({ "message": m })),
             Self::Forbidden(m) => (403, json!({ "message": m })),
             Self::Gone(m) => (410, json!({ "message": m })),
+            Self::TooManyRequests(m) => (429, json!({ "message": m })),
             Self::Unprocessable(m) => (422, json!({ "message": m })),
             Self::InsufficientCredits {
                 required,

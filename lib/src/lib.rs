@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod pagination;
+pub mod perceptual;
 pub mod presign;
 pub mod routes;
 pub mod service;

@@ -309,6 +309,7 @@ def main():
         "share-media-by-path": event("share-media-by-path/no-identity.json"),
         "unshare-media": event("unshare-media/no-identity.json"),
         "get-media-share": event("get-media-share/no-identity.json"),
+        "report-community-media": event("report-community-media/no-identity.json"),
         "watermark": event("watermark/s3-test-event.json"),
         "save-reaper": event("save-reaper/scheduled.json"),
     }
@@ -329,6 +330,7 @@ def main():
         "get-media-share": api_event(
             "get-media-share/not-found.json", "GET", f"/api/media/{gif}/share",
             sub=alice, params={"id": str(gif)}),
+        "report-community-media": event("report-community-media/not-found.json"),
     }
 
     rows = {}

@@ -6,6 +6,7 @@ use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
 use joip::config::ExposeSecret;
 use joip::domain::{MediaId, MediaSource, SessionId, TagSlug, UserId};
 use joip::service::media::upload_media;
+use joip::service::moderation;
 use joip::service::sessions::{create_session, MediaInput, NewMedia, NewSession};
 use joip::App;
 use serde_json::{json, Value};
@@ -124,9 +125,84 @@ pub enum MediaCmd {
 pub enum CommunityCmd {
     /// Show a community media record.
     Show { community_media_id: String },
+    /// Publish a hidden copy again: back in the feed, its reports resolved.
+    Restore {
+        community_media_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Take a copy down for good: unpublished, its content hash blocklisted.
+    Takedown {
+        community_media_id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Finish every owed removal of a public object (delete, CDN invalidation) that its remover
     /// left: what the scheduled reaper does each minute.
     Sweep,
+}
+
+/// `reports`.
+#[derive(Subcommand)]
+pub enum ReportsCmd {
+    /// Community copies with open reports, oldest report first.
+    List {
+        /// hidden | visible
+        #[arg(long)]
+        status: Option<String>,
+    },
+}
+
+/// `blocklist`.
+#[derive(Subcommand)]
+pub enum BlocklistCmd {
+    /// Block an image (by its perceptual hash) or any file (by its SHA-256) from elsewhere.
+    Add {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Every blocked hash, oldest first.
+    List,
+}
+
+pub async fn reports(app: &App, cmd: ReportsCmd) -> Result<Value> {
+    let ReportsCmd::List { status } = cmd;
+    if let Some(s) = status
+        .as_deref()
+        .filter(|s| !["hidden", "visible"].contains(s))
+    {
+        bail!("--status must be hidden or visible, not {s:?}");
+    }
+    let reports = moderation::open_reports(app, status.as_deref()).await?;
+    Ok(json!({ "reports": reports }))
+}
+
+pub async fn blocklist(app: &App, cmd: BlocklistCmd) -> Result<Value> {
+    match cmd {
+        BlocklistCmd::Add { file, reason } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let reason = reason.as_deref().unwrap_or("added by an operator");
+            let hash = moderation::block_file(app, bytes, Some(reason)).await?;
+            Ok(json!({ "hash": hash, "added": true }))
+        }
+        BlocklistCmd::List => {
+            let entries = moderation::blocklist(app).await?;
+            Ok(json!({
+                "blocklist": entries
+                    .iter()
+                    .map(|b| json!({
+                        "hash": b.hash,
+                        "reason": b.reason,
+                        "communityMediaId": b.community_media_id,
+                        "addedAt": b.added_at,
+                    }))
+                    .collect::<Vec<_>>()
+            }))
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -442,6 +518,24 @@ pub async fn community(app: &App, cmd: CommunityCmd) -> Result<Value> {
             let swept = joip::service::unpublish::sweep(app, 0).await?;
             return Ok(serde_json::to_value(swept)?);
         }
+        CommunityCmd::Restore {
+            community_media_id,
+            reason,
+        } => {
+            let id = positive(&community_media_id, "community media id")?;
+            let why = reason.as_deref().unwrap_or("restored by an operator");
+            moderation::restore(app, id, why).await?;
+            return Ok(json!({ "communityMediaId": id, "status": "ready" }));
+        }
+        CommunityCmd::Takedown {
+            community_media_id,
+            reason,
+        } => {
+            let id = positive(&community_media_id, "community media id")?;
+            let why = reason.as_deref().unwrap_or("taken down by an operator");
+            moderation::take_down(app, id, why).await?;
+            return Ok(json!({ "communityMediaId": id, "status": "removed" }));
+        }
     };
     let id = positive(&community_media_id, "community media id")?;
     let c = app
@@ -457,6 +551,7 @@ pub async fn community(app: &App, cmd: CommunityCmd) -> Result<Value> {
         "key": c.key,
         "url": c.url,
         "tags": c.tags,
+        "contentHash": c.content_hash,
     }))
 }
 

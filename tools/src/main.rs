@@ -46,6 +46,12 @@ enum Command {
     /// Community media.
     #[command(subcommand)]
     Community(commands::CommunityCmd),
+    /// Reports of community media.
+    #[command(subcommand)]
+    Reports(commands::ReportsCmd),
+    /// The blocklist of content no one may publish.
+    #[command(subcommand)]
+    Blocklist(commands::BlocklistCmd),
     /// A user's activity log.
     #[command(subcommand)]
     Activity(commands::ActivityCmd),
@@ -105,6 +111,8 @@ async fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<serde_json:
         }
         Command::Media(cmd) => commands::media(app, cmd).await,
         Command::Community(cmd) => commands::community(app, cmd).await,
+        Command::Reports(cmd) => commands::reports(app, cmd).await,
+        Command::Blocklist(cmd) => commands::blocklist(app, cmd).await,
         Command::Activity(cmd) => commands::activity(app, cmd).await,
         Command::Saves(cmd) => commands::saves(app, cmd).await,
         Command::Local(cmd) => local::run(&target, cmd).await,

@@ -1147,3 +1147,150 @@ fn a_poison_message_reaches_the_dead_letter_queue() {
     }
     panic!("the poison message never reached the DLQ: delivered {delivered}, failed {failed}");
 }
+
+// ---- moderation ----
+
+impl Stack {
+    /// The App the functions would build for this stack (to share and publish in-process, as the
+    /// API and the watermark function would).
+    fn app(&self, sdk: &aws_config::SdkConfig) -> joip::App {
+        let mut config = joip::Config::local_from_env().expect("local config");
+        config.table = self.table.clone();
+        config.general_bucket = self.general_bucket.clone();
+        config.user_media_bucket = self.user_media_bucket.clone();
+        config.public_base_url = format!("{}/{}", self.endpoint, self.general_bucket);
+        config.cdn_distribution_id = None;
+        config.endpoint_url = Some(self.endpoint.clone());
+        joip::App::new(config, sdk)
+    }
+}
+
+#[test]
+fn reports_restore_takedown_and_the_blocklist_answer_as_documented() {
+    let stack = Stack::new();
+    assert!(ok(&stack, &["tag", "create", "solo", "--name", "Solo"]).is_object());
+    let owner = new_user(&stack, &[]);
+    let up = ok(
+        &stack,
+        &["media", "upload", "--owner", &owner, "--file", LOOP],
+    );
+    let media = up["mediaId"].as_u64().expect("mediaId");
+    let reporters: Vec<String> = (0..3).map(|_| new_user(&stack, &[])).collect();
+    // Shared, published and reported three times, in-process as the API and publisher do it.
+    let cid = stack.block_on(|sdk| {
+        let (stack, owner, reporters) = (&stack, owner.clone(), reporters.clone());
+        async move {
+            let app = stack.app(&sdk);
+            let owner = joip::domain::UserId::parse(&owner).unwrap();
+            let request: joip::service::share::ShareRequest =
+                serde_json::from_value(json!({ "tags": ["solo"] })).unwrap();
+            let shared = joip::service::share::share_media(
+                &app,
+                &owner,
+                joip::domain::MediaId(media),
+                &request,
+            )
+            .await
+            .expect("share");
+            let (cid, _) = shared.community.expect("a community copy");
+            let record = app.store.community_media(cid).await.unwrap().unwrap();
+            let staged = record.staging_key.expect("staged");
+            joip::service::publish::process_staged(&app, &staged)
+                .await
+                .expect("published");
+            let spam: joip::service::moderation::ReportRequest =
+                serde_json::from_value(json!({ "reason": "spam" })).unwrap();
+            for r in &reporters {
+                let r = joip::domain::UserId::parse(r).unwrap();
+                joip::service::moderation::report(&app, &r, cid, &spam)
+                    .await
+                    .expect("report");
+            }
+            cid
+        }
+    });
+    let id = cid.to_string();
+    assert_eq!(ok(&stack, &["community", "show", &id])["status"], "hidden");
+    let listed = ok(&stack, &["reports", "list"]);
+    assert_eq!(keys_of(&listed), ["reports"], "{listed}");
+    let report = &listed["reports"][0];
+    assert_eq!(
+        keys_of(report),
+        sorted(&[
+            "communityMediaId",
+            "status",
+            "reporters",
+            "reasons",
+            "firstReportedAt",
+            "lastReportedAt"
+        ]),
+        "{report}"
+    );
+    assert_eq!(report["communityMediaId"], cid);
+    assert_eq!(report["status"], "hidden");
+    assert_eq!(report["reporters"], 3);
+    assert_eq!(report["reasons"], json!({ "spam": 3 }));
+    assert_eq!(
+        ok(&stack, &["reports", "list", "--status", "hidden"])["reports"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        ok(&stack, &["reports", "list", "--status", "visible"]),
+        json!({ "reports": [] })
+    );
+    assert!(fails(&stack, &["reports", "list", "--status", "gone"]).contains("--status"));
+
+    assert_eq!(
+        ok(
+            &stack,
+            &["community", "restore", &id, "--reason", "reviewed"]
+        ),
+        json!({ "communityMediaId": cid, "status": "ready" })
+    );
+    assert_eq!(ok(&stack, &["community", "show", &id])["status"], "ready");
+    assert_eq!(ok(&stack, &["reports", "list"]), json!({ "reports": [] }));
+    assert!(fails(&stack, &["community", "restore", &id]).contains("not hidden"));
+
+    assert_eq!(
+        ok(
+            &stack,
+            &["community", "takedown", &id, "--reason", "confirmed"]
+        ),
+        json!({ "communityMediaId": cid, "status": "removed" })
+    );
+    let shown = ok(&stack, &["community", "show", &id]);
+    assert_eq!(shown["status"], "removed");
+    let hash = str_of(&shown, "contentHash").to_string();
+    let blocked = ok(&stack, &["blocklist", "list"]);
+    assert_eq!(blocked["blocklist"][0]["hash"], hash.as_str(), "{blocked}");
+    assert_eq!(blocked["blocklist"][0]["communityMediaId"], cid);
+    assert_eq!(blocked["blocklist"][0]["reason"], "confirmed");
+
+    let added = ok(
+        &stack,
+        &[
+            "blocklist",
+            "add",
+            "--file",
+            PHOTO,
+            "--reason",
+            "from elsewhere",
+        ],
+    );
+    assert_eq!(keys_of(&added), ["added", "hash"], "{added}");
+    assert_eq!(added["added"], true);
+    assert!(str_of(&added, "hash").starts_with("pdq:"), "{added}");
+    let video = ok(&stack, &["blocklist", "add", "--file", CLIP]);
+    assert!(str_of(&video, "hash").starts_with("sha256:"), "{video}");
+    assert_eq!(
+        ok(&stack, &["blocklist", "list"])["blocklist"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(fails(&stack, &["blocklist", "add", "--file", "/nonexistent"]).contains("reading"));
+}

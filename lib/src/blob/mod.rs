@@ -443,6 +443,35 @@ impl Blob {
         })
     }
 
+    /// The SHA-256 (lowercase hex) of exactly the object whose ETag is `e_tag` (`If-Match`: other
+    /// bytes are `missing`), read as a stream: memory stays bounded whatever the size.
+    pub async fn sha256(&self, bucket: &str, key: &str, e_tag: &str) -> Result<String, BlobError> {
+        use sha2::Digest;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .if_match(e_tag)
+            .send()
+            .await
+            .map_err(|e| BlobError::from_sdk("get for hashing", bucket, key, e))?;
+        let mut body = out.body;
+        let mut digest = sha2::Sha256::new();
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| BlobError::new("read", bucket, key, e, false))?
+        {
+            digest.update(&chunk);
+        }
+        Ok(digest
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
     /// An object, read no further than `max` bytes and one more: a larger object is
     /// `TooLarge` without being read (a ranged GET, so memory stays bounded whatever the size).
     pub async fn get_bounded(

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod feed;
 pub mod media;
+pub mod moderation;
 pub mod publish;
 pub mod rounds;
 pub mod save_session;

@@ -10,6 +10,7 @@ use crate::blob::keys::{community_for_staging, staging_record_id, COMMUNITY_PREF
 use crate::blob::Bounded;
 use crate::domain::sniff_mime;
 use crate::error::{BoxError, Report};
+use crate::service::moderation::{self, ContentHashes};
 use crate::service::share::community_copy::SNIFF_BYTES;
 use crate::service::unpublish;
 use crate::store::items::{CommunityMediaItem, CommunityStatus, Handover};
@@ -29,6 +30,8 @@ pub enum Processed {
     Published,
     /// Could never be published: the record is `failed`, nothing is public.
     Failed,
+    /// Its content matches the blocklist: the record is `blocked`, nothing is public.
+    Blocked,
     /// Nothing to do: not a staging key, already processed, or the record is gone (unshared).
     Skipped,
 }
@@ -73,16 +76,19 @@ pub async fn process_staged(app: &App, key: &str) -> Result<Processed, Transient
         None => stamp_staged(app, &record, key).await?,
     };
     match made {
-        Made::Public => commit(app, record, key).await,
+        Made::Public(hash) => commit(app, record, key, &hash).await,
         Made::Refused(why) => fail(app, &record, key, &why).await,
         Made::SourceGone => source_gone(app, id, key).await,
+        Made::Blocked(hash) => block(app, &record, key, &hash.primary).await,
     }
 }
 
 /// What became of making the public object.
 enum Made {
-    /// The public object is written.
-    Public,
+    /// The public object is written; the content's hashes (see `moderation::content_hash`).
+    Public(ContentHashes),
+    /// The content matches the blocklist: nothing was made public.
+    Blocked(ContentHashes),
     /// The source can never be published (too large, not what the share sniffed, corrupt).
     Refused(WatermarkError),
     /// The source is gone.
@@ -120,19 +126,33 @@ async fn stamp_staged(
         max_bytes: usize::try_from(app.config.watermark_max_bytes).unwrap_or(usize::MAX),
     };
     // The blocking thread carries the request's span, so the image code's lines keep its id.
+    // The content hash is taken from the upload as shared, before the mark.
     let span = tracing::Span::current();
-    let stamped = tokio::task::spawn_blocking(move || span.in_scope(|| stamp(&original, &limits)))
-        .await
-        .map_err(transient)?;
+    let max_pixels = app.config.watermark_max_pixels;
+    let (stamped, hash) = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| {
+            let hash = moderation::hash_bytes(&original, max_pixels);
+            (stamp(&original, &limits), hash)
+        })
+    })
+    .await
+    .map_err(transient)?;
     let stamped = match stamped {
         Ok(stamped) => stamped,
         Err(e) => return Ok(Made::Refused(e)),
     };
+    if moderation::blocklisted(app, &hash.primary)
+        .await
+        .map_err(transient)?
+        .is_some()
+    {
+        return Ok(Made::Blocked(hash));
+    }
     app.blob
         .put_public(general, &record.key, stamped.bytes, stamped.mime)
         .await
         .map_err(transient)?;
-    Ok(Made::Public)
+    Ok(Made::Public(hash))
 }
 
 /// A kind published as is (GIF, video, generated media): its source (the share's staged copy,
@@ -163,6 +183,18 @@ async fn copy_original(
             head.size
         ))));
     }
+    let hash = match moderation::content_hash(app, source.0, source.1, &head).await {
+        Ok(hash) => hash,
+        Err(e) if e.missing => return Ok(Made::SourceGone),
+        Err(e) => return Err(transient(e)),
+    };
+    if moderation::blocklisted(app, &hash.primary)
+        .await
+        .map_err(transient)?
+        .is_some()
+    {
+        return Ok(Made::Blocked(hash));
+    }
     let target = (app.config.general_bucket.as_str(), record.key.as_str());
     let public = (record.mime_type.as_str(), head.e_tag.as_str());
     match app
@@ -170,7 +202,7 @@ async fn copy_original(
         .copy_public(source, target, Some(head.size), public)
         .await
     {
-        Ok(()) => Ok(Made::Public),
+        Ok(()) => Ok(Made::Public(hash)),
         // Deleted, or other bytes since the sniff (412): never copied.
         Err(e) if e.missing => Ok(Made::SourceGone),
         Err(e) => Err(transient(e)),
@@ -180,14 +212,19 @@ async fn copy_original(
 /// Marks the record `ready` (conditioned on its version: a retag meanwhile is read and published
 /// at its new version), then deletes the staged object. A record unshared meanwhile gets nothing
 /// public: what this run wrote is withdrawn.
-async fn commit(app: &App, record: CommunityMediaItem, key: &str) -> Result<Processed, Transient> {
+async fn commit(
+    app: &App,
+    record: CommunityMediaItem,
+    key: &str,
+    hash: &ContentHashes,
+) -> Result<Processed, Transient> {
     let general = &app.config.general_bucket;
     let id = record.community_media_id;
     let mut current = record;
     for _ in 0..ROUNDS {
         match app
             .store
-            .publish_community(&current)
+            .publish_community(&current, (&hash.primary, &hash.crops))
             .await
             .map_err(transient)?
         {
@@ -290,6 +327,38 @@ async fn withdraw(app: &App, public_key: &str, staging_key: &str) -> Result<(), 
     unpublish::drain(app, &owed).await.map_err(transient)?;
     tracing::warn!(key = %public_key, "withdrew an object published for a record that is gone");
     Ok(())
+}
+
+/// The content matches the blocklist: the record is `blocked` (never public, never in the feed;
+/// its owner sees `communityStatus: "blocked"`), the staged source removed.
+async fn block(
+    app: &App,
+    record: &CommunityMediaItem,
+    key: &str,
+    hash: &str,
+) -> Result<Processed, Transient> {
+    let id = record.community_media_id;
+    match app
+        .store
+        .block_community(record, hash)
+        .await
+        .map_err(transient)?
+    {
+        Written::Done => {
+            tracing::warn!(
+                community_media_id = id,
+                "community copy matches the blocklist"
+            );
+            moderation::log_blocked(app, record).await;
+        }
+        // Unshared or retagged meanwhile: the next delivery (or none) decides again.
+        Written::Stale => return Err(transient(format!("record {id} changed while blocking"))),
+    }
+    app.blob
+        .delete(&app.config.general_bucket, key)
+        .await
+        .map_err(transient)?;
+    Ok(Processed::Blocked)
 }
 
 async fn fail(

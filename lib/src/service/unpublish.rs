@@ -36,12 +36,15 @@ pub enum UnpublishError {
 /// fetched through its `communityUrl` even while pending) and its staged source, also once
 /// published: a publisher that died between marking the record `ready` and deleting the staged
 /// object leaves it behind, and a redelivery that finds neither record nor public object would
-/// otherwise wait out the staging grace period before removing it.
+/// otherwise wait out the staging grace period before removing it. A hidden copy's held object
+/// goes too.
 pub fn owed_by(record: &CommunityMediaItem, now_ms: i64) -> Vec<UnpublishItem> {
     let public = std::iter::once((record.key.as_str(), true));
     let staged = record.staging_key.iter().map(|k| (k.as_str(), false));
+    let held = record.held_key.iter().map(|k| (k.as_str(), false));
     public
         .chain(staged)
+        .chain(held)
         .map(|(key, invalidate)| owe(&record.bucket, key, invalidate, now_ms))
         .collect()
 }
@@ -151,6 +154,9 @@ mod tests {
             version: 1,
             gsi1pk: None,
             gsi1sk: None,
+            content_hash: None,
+            crop_hashes: Vec::new(),
+            held_key: None,
         };
         let owed = owed_by(&record, 5_000);
         assert_eq!(owed.len(), 2);

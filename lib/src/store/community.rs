@@ -140,11 +140,13 @@ impl Store {
 
     /// Marks a `pending` record `ready` (the watermark function published its object): only if it
     /// still exists at the version read and still expects `record.key`. The record and its tag
-    /// items enter the feed index in the same transaction. `Stale` means it changed (retagged:
+    /// items enter the feed index in the same transaction, and the content's hashes (for the
+    /// blocklist) are stored with it. `Stale` means it changed (retagged:
     /// read again) or is gone (unshared: the caller deletes what it wrote).
     pub async fn publish_community(
         &self,
         record: &CommunityMediaItem,
+        (content_hash, crop_hashes): (&str, &[String]),
     ) -> Result<Written, StoreError> {
         const OP: &str = "publish community record";
         let id = record.community_media_id;
@@ -155,7 +157,8 @@ impl Store {
                     .table_name(&self.table)
                     .set_key(Some(key(record.pk.clone(), record.sk.clone())))
                     .update_expression(
-                        "SET #status = :ready, version = :next, gsi1pk = :feed, gsi1sk = :sort",
+                        "SET #status = :ready, version = :next, gsi1pk = :feed, gsi1sk = :sort, \
+                         contentHash = :hash, cropHashes = :crops",
                     )
                     .condition_expression(
                         "version = :version AND #key = :key AND #status = :pending",
@@ -169,6 +172,8 @@ impl Store {
                     .expression_attribute_values(":key", s(&record.key))
                     .expression_attribute_values(":feed", s(keys::feed(id)))
                     .expression_attribute_values(":sort", s(&sort))
+                    .expression_attribute_values(":hash", s(content_hash))
+                    .expression_attribute_values(":crops", string_list(crop_hashes))
                     .build()
                     .expect("table, key and expression set"),
             )

@@ -269,7 +269,9 @@ pub struct ActivityItem {
 }
 
 /// Where a community copy is in its life: `pending` until the watermark function publishes it,
-/// then `ready`; `failed` records are never shown.
+/// then `ready`; `failed` records are never shown. Moderation takes a ready copy back: `hidden`
+/// (reported; held privately for review), `removed` (taken down for good, its hash blocklisted);
+/// `blocked` is a copy that matched the blocklist and was never published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CommunityStatus {
@@ -279,6 +281,12 @@ pub enum CommunityStatus {
     Ready,
     /// Could not be published; never listed, never served.
     Failed,
+    /// Out of the feed and unpublished after reports; its object held privately for review.
+    Hidden,
+    /// Taken down by an operator: unpublished for good, its hash blocklisted.
+    Removed,
+    /// Matched the blocklist when it was to be published: never public.
+    Blocked,
 }
 
 /// The community copy of a shared media item: independent of the original once made.
@@ -331,6 +339,115 @@ pub struct CommunityMediaItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
     /// GSI1 sort key (see `keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+    /// What the publisher found the content to be, for the blocklist: `pdq:{hex}` for images
+    /// (a GIF by its first frame), `sha256:{hex}` for anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// The perceptual hashes of its centre crops, blocklisted with `content_hash` on a takedown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crop_hashes: Vec<String>,
+    /// While `hidden`: the private copy of its public object (under `held/`), for a restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_key: Option<String>,
+}
+
+/// One user's report of a community copy (one per user and round: a repeat counts once).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportItem {
+    /// Partition key (see `keys`): the copy's partition.
+    pub pk: String,
+    /// Sort key (see `keys`).
+    pub sk: String,
+    /// The reporter (never shown to the owner).
+    pub user_id: UserId,
+    /// One of the documented reasons.
+    pub reason: String,
+    /// The reporter's note, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When (RFC 3339, milliseconds).
+    pub reported_at: String,
+}
+
+/// The reports of a community copy, summed: what `joip-admin reports list` shows. Reports are
+/// counted in rounds: a restore resolves the round's reports and starts the next.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSummaryItem {
+    /// Partition key (see `keys`): the copy's partition.
+    pub pk: String,
+    /// Sort key (see `keys`).
+    pub sk: String,
+    /// The copy.
+    pub community_media_id: u64,
+    /// The current round of reports (restores start a new one).
+    #[serde(default)]
+    pub round: u64,
+    /// Distinct reporters this round.
+    #[serde(default)]
+    pub reporters: u64,
+    /// Reports this round by reason, as `reason_{reason}` attributes.
+    #[serde(flatten)]
+    pub reason_counts: std::collections::BTreeMap<String, u64>,
+    /// The round's first and last report (RFC 3339, milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_reported_at: Option<String>,
+    /// See `first_reported_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reported_at: Option<String>,
+    /// The open-reports index, present while the round has reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    /// GSI1 sort key (see `keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+/// A user's recent reports, for the hourly limit: a ring of the last `limit` report times; the
+/// slot `next` is the oldest, so a new report is allowed only if it is over an hour old.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRateItem {
+    /// Partition key (see `keys`): the user's partition.
+    pub pk: String,
+    /// Sort key (see `keys`).
+    pub sk: String,
+    /// The slot the next report takes.
+    #[serde(default)]
+    pub next: u64,
+    /// Report times (epoch ms) by slot, as `slot{n}` attributes.
+    #[serde(flatten)]
+    pub slots: std::collections::BTreeMap<String, i64>,
+}
+
+/// A blocklisted content hash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedHashItem {
+    /// Partition key (see `keys`).
+    pub pk: String,
+    /// Sort key (see `keys`).
+    pub sk: String,
+    /// `pdq:{hex}` or `sha256:{hex}`.
+    pub hash: String,
+    /// Why it was blocked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The community copy it came from, if a takedown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_media_id: Option<u64>,
+    /// For a crop variant: the hash of the picture it was cut from (variants are not listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<String>,
+    /// When (RFC 3339, milliseconds).
+    pub added_at: String,
+    /// The blocklist's listing index (listed hashes only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    /// GSI1 sort key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
 }

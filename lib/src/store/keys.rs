@@ -112,6 +112,32 @@ pub fn link_views(code: &str, shard: u32) -> String {
 /// Sort key of a link view shard.
 pub const LINK_VIEWS: &str = "VIEWS";
 
+/// Sort key of a community copy's report summary (in the copy's partition).
+pub const REPORTS: &str = "REPORTS";
+/// Sort key of one user's report of a community copy in report round `round`.
+pub fn report(round: u64, user: &UserId) -> String {
+    format!("REPORT#{round}#{user}")
+}
+/// GSI1 partition listing community copies with open reports (an operator's queue: rare writes).
+pub const OPEN_REPORTS: &str = "REPORTS";
+/// Sort key of a user's report-rate ring (in the user's partition).
+pub const REPORT_RATE: &str = "REPORTRATE";
+/// `BLOCK#{hash}`: a blocklisted content hash (`pdq:…` or `sha256:…`).
+pub fn blocked(hash: &str) -> String {
+    format!("BLOCK#{hash}")
+}
+/// Sort key of a blocklisted hash.
+pub const BLOCKED: &str = "BLOCK";
+/// GSI1 partition listing the blocklist.
+pub const BLOCKLIST: &str = "BLOCKLIST";
+/// `BLOCKIDX#{i}#{chunk}`: the bucket of blocked PDQ hashes whose `i`-th 16-bit chunk is
+/// `chunk` (a multi-index; see `service::moderation::blocklisted`).
+pub fn block_index(i: usize, chunk: u16) -> String {
+    format!("BLOCKIDX#{i:02}#{chunk:04x}")
+}
+/// Sort key of a blocklist index bucket (its hashes: a string set).
+pub const BLOCK_BUCKET: &str = "BUCKET";
+
 /// `PATH#{key}`: the media record of an object in the user-media bucket.
 pub fn media_path(file_path: &str) -> String {
     format!("PATH#{file_path}")

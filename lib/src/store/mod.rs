@@ -8,6 +8,7 @@ pub mod schema;
 mod community;
 mod feed;
 mod media;
+mod moderation;
 mod records;
 mod saves;
 mod share_codes;
@@ -22,6 +23,7 @@ use std::collections::HashMap;
 
 pub use ids::IdAllocator;
 pub use media::MediaPage;
+pub use moderation::{reason_attribute, RateSlot, Reported};
 pub use records::media_chunks;
 pub use saves::ClaimRefused;
 pub use share_codes::{LimitChange, Spent};

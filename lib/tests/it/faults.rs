@@ -1,5 +1,6 @@
 //! Faults, every k. For each write path (share, re-share, link-only share, link limits, a
-//! limited link's view, unshare, share by path, the watermark publish, save) a clean run first counts the DynamoDB and S3 calls the path
+//! limited link's view, the report that hides a copy, a takedown, unshare, share by path, the
+//! watermark publish, save) a clean run first counts the DynamoDB and S3 calls the path
 //! makes; then, for every k from 1 to that count, the k-th call fails, once before it lands
 //! (nothing applied) and once after (applied, the answer lost). Every faulted request either
 //! still answers its documented result, or answers its documented 500 and completes when retried
@@ -534,6 +535,137 @@ impl WritePath for SpendView {
     }
 }
 
+/// The report that hides a community copy (its third reporter): counted, the copy held, hidden,
+/// unpublished and invalidated, whichever call fails; a failed report completes when sent again.
+struct ReportHides;
+
+impl WritePath for ReportHides {
+    type Fixture = (UserId, u64, String);
+
+    fn name(&self) -> String {
+        "the report that hides a copy".into()
+    }
+
+    fn documented_failure(&self, body: &Value) -> bool {
+        *body == json!({ "message": "Failed to report media" })
+    }
+
+    async fn prepare(&mut self, env: &TestEnv) {
+        env.app.store.put_tag("red", "Red").await.unwrap();
+    }
+
+    async fn setup(&self, env: &TestEnv) -> Self::Fixture {
+        let (owner, id) = owner_with(env, "loop.gif", LOOP).await;
+        let (_, cid, key) = shared(env, &owner, id, &["red"]).await;
+        assert_eq!(env.publish_staged().await, 1);
+        for _ in 0..2 {
+            let reporter = env.user(0, false).await;
+            assert_eq!(report(&env.app, &reporter, cid).await.0, 200);
+        }
+        (env.user(0, false).await, cid, key)
+    }
+
+    async fn send(&self, app: &App, (reporter, cid, _): &Self::Fixture) -> (u16, Value) {
+        report(app, reporter, *cid).await
+    }
+
+    async fn check(&self, env: &TestEnv, fx: &Self::Fixture, answer: &Value, what: &str) {
+        let (_, cid, key) = fx;
+        assert_eq!(*answer, json!({ "success": true }), "{what}");
+        let stored = consistent(env, what).await;
+        let record = &stored.records[cid];
+        assert_eq!(record["status"], "hidden", "{what}");
+        assert!(!stored.public.contains(key), "{what}: unpublished");
+        assert!(!stored.edge.contains(key), "{what}: off the edge");
+        let held = record["heldKey"].as_str().expect("a held key");
+        assert!(stored.held.contains(held), "{what}: held for review");
+    }
+}
+
+async fn report(app: &App, reporter: &UserId, cid: u64) -> (u16, Value) {
+    let path = format!("/api/community/media/{cid}/report");
+    let req = Event::new(
+        "POST",
+        "/api/community/media/{communityMediaId}/report",
+        &path,
+    )
+    .path_params(json!({ "communityMediaId": cid.to_string() }))
+    .caller(reporter.as_str())
+    .body(r#"{"reason":"spam"}"#)
+    .request();
+    read(Box::pin(joip::routes::report_community_media::handle(app, req)).await)
+}
+
+/// `joip-admin community takedown` of a published copy: removed, unpublished, its hash
+/// blocklisted, whichever call fails (the operator runs it again after a failure).
+struct TakeDown;
+
+impl WritePath for TakeDown {
+    type Fixture = (u64, String);
+
+    fn name(&self) -> String {
+        "take a copy down".into()
+    }
+
+    fn documented_failure(&self, body: &Value) -> bool {
+        body["error"].is_string()
+    }
+
+    async fn prepare(&mut self, env: &TestEnv) {
+        env.app.store.put_tag("red", "Red").await.unwrap();
+    }
+
+    async fn setup(&self, env: &TestEnv) -> Self::Fixture {
+        // A picture of its own each run: a takedown blocks the picture for every later share.
+        let (owner, id) = owner_with(env, "noise.png", &noise()).await;
+        let (_, cid, key) = shared(env, &owner, id, &["red"]).await;
+        let published = env.publish_staged().await;
+        let record = env.app.store.community_media(cid).await.unwrap().unwrap();
+        assert_eq!(
+            published, 1,
+            "{:?} {:?}",
+            record.status, record.content_hash
+        );
+        (cid, key)
+    }
+
+    async fn send(&self, app: &App, (cid, _): &Self::Fixture) -> (u16, Value) {
+        match joip::service::moderation::take_down(app, *cid, "confirmed").await {
+            Ok(_) => (200, json!({ "status": "removed" })),
+            Err(e) => (500, json!({ "error": joip::error::Report(&e).to_string() })),
+        }
+    }
+
+    async fn check(&self, env: &TestEnv, (cid, key): &Self::Fixture, _: &Value, what: &str) {
+        let stored = consistent(env, what).await;
+        assert_eq!(stored.records[cid]["status"], "removed", "{what}");
+        assert!(
+            !stored.public.contains(key) && !stored.edge.contains(key),
+            "{what}"
+        );
+        let hash = stored.records[cid]["contentHash"].as_str().expect("hash");
+        let listed = joip::service::moderation::blocklist(&env.app)
+            .await
+            .unwrap();
+        let entries = listed.iter().filter(|b| b.hash == hash).count();
+        assert_eq!(entries, 1, "{what}: blocklisted once");
+    }
+}
+
+/// A PNG of a random 6 x 4 grid of colours: a picture no other run shares.
+fn noise() -> Vec<u8> {
+    let seed = uuid::Uuid::new_v4().as_bytes().to_vec();
+    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+        let cell = ((y / 16) * 6 + x / 16) as usize;
+        let v = seed[cell % 16].wrapping_mul(cell as u8 + 1);
+        image::Rgb([v, v.wrapping_mul(7), !v])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    png
+}
+
 /// `POST /api/user/media/share` of an object uploaded straight to S3 (no record yet).
 struct ShareByPath;
 
@@ -878,6 +1010,16 @@ async fn limiting_a_link_survives_any_one_failing_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_limited_view_is_spent_once_whichever_call_fails() {
     sweep(SpendView).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_that_hides_a_copy_survives_any_one_failing_call() {
+    sweep(ReportHides).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takedown_survives_any_one_failing_call() {
+    sweep(TakeDown).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -283,6 +283,8 @@ struct World {
     /// Alice's generated GIF, shared to the community (a share code and a ready record).
     gif: MediaItem,
     gif_code: String,
+    /// The GIF's community copy.
+    gif_community: u64,
     /// Bob's upload image (another user's object, for paths).
     bob_png: MediaItem,
     /// Canonical tags of this test.
@@ -384,6 +386,7 @@ impl World {
             bob_token,
             png,
             gif,
+            gif_community: shared.community.as_ref().expect("in the community").0,
             gif_code: shared.share_code,
             bob_png,
             tags,
@@ -677,6 +680,16 @@ fn id_cases(w: &World) -> Vec<Case> {
             .bearer(&token)
             .wants(400, msg("Invalid media ID")),
         );
+        cases.push(
+            Case::new(
+                format!("report, {name}"),
+                "POST",
+                format!("/api/community/media/{id}/report"),
+            )
+            .bearer(&token)
+            .json(r#"{"reason":"spam"}"#)
+            .wants(400, msg("Invalid community media ID")),
+        );
         // A malformed code is looked up like an unknown one (the same 404).
         cases.push(
             Case::new(
@@ -694,6 +707,7 @@ fn id_cases(w: &World) -> Vec<Case> {
         ("DELETE", "/api/media//share"),
         ("GET", "/api/media//share"),
         ("GET", "/api/shared/media/"),
+        ("POST", "/api/community/media//report"),
     ] {
         cases.push(
             Case::new(format!("{method} {target} (empty id)"), method, target)
@@ -710,6 +724,10 @@ fn id_cases(w: &World) -> Vec<Case> {
             format!("/api/community/sessions/{}/save", w.community_session),
         ),
         ("POST", "/api/user/media".to_string()),
+        (
+            "GET",
+            format!("/api/community/media/{}/report", w.gif_community),
+        ),
         ("DELETE", "/api/community/media".to_string()),
     ] {
         cases.push(
@@ -880,6 +898,104 @@ fn body_cases(w: &World) -> Vec<Case> {
             .bearer(&token)
             .json(body.to_string())
             .wants(400, want),
+        );
+    }
+
+    // Reports: every refusal of the body is decided before the copy is looked up, so none is
+    // counted (the snapshot would show the report, its summary or the reporter's rate ring).
+    let report = format!("/api/community/media/{}/report", w.gif_community);
+    let long_note = json!({ "reason": "spam", "note": "n".repeat(1001) }).to_string();
+    for (name, content_type, body, want) in [
+        (
+            "no reason",
+            Some("application/json"),
+            "{}".to_string(),
+            "Invalid reason",
+        ),
+        (
+            "an empty body",
+            Some("application/json"),
+            String::new(),
+            "Invalid reason",
+        ),
+        (
+            "reason null",
+            Some("application/json"),
+            r#"{"reason":null}"#.into(),
+            "Invalid reason",
+        ),
+        (
+            "an unknown reason",
+            Some("application/json"),
+            r#"{"reason":"rude"}"#.into(),
+            "Invalid reason",
+        ),
+        (
+            "a reason in capitals",
+            Some("application/json"),
+            r#"{"reason":"SPAM"}"#.into(),
+            "Invalid reason",
+        ),
+        (
+            "a numeric reason",
+            Some("application/json"),
+            r#"{"reason":1}"#.into(),
+            "Invalid reason",
+        ),
+        (
+            "a note of 1001 characters",
+            Some("application/json"),
+            long_note,
+            "Invalid note",
+        ),
+        (
+            "a numeric note",
+            Some("application/json"),
+            r#"{"reason":"spam","note":5}"#.into(),
+            "Invalid note",
+        ),
+        (
+            "an unknown field",
+            Some("application/json"),
+            r#"{"reason":"spam","x":1}"#.into(),
+            "Invalid request body",
+        ),
+        (
+            "reason twice",
+            Some("application/json"),
+            r#"{"reason":"spam","reason":"spam"}"#.into(),
+            "Invalid request body",
+        ),
+        (
+            "an array",
+            Some("application/json"),
+            r#"["spam"]"#.into(),
+            "Invalid request body",
+        ),
+        (
+            "not JSON",
+            Some("application/json"),
+            "reason=spam".into(),
+            "Invalid request body",
+        ),
+        (
+            "text/plain",
+            Some("text/plain"),
+            r#"{"reason":"spam"}"#.into(),
+            "Invalid request body",
+        ),
+        (
+            "no content type",
+            None,
+            r#"{"reason":"spam"}"#.into(),
+            "Invalid request body",
+        ),
+    ] {
+        cases.push(
+            Case::new(format!("report, {name}"), "POST", report.clone())
+                .bearer(&token)
+                .typed(content_type, body)
+                .wants(400, msg(want)),
         );
     }
 
@@ -1543,6 +1659,12 @@ fn authenticated_requests(w: &World) -> Vec<Case> {
             "GET",
             format!("/api/media/{}/share", w.gif.media_id),
         ),
+        Case::new(
+            "report",
+            "POST",
+            format!("/api/community/media/{}/report", w.gif_community),
+        )
+        .json(r#"{"reason":"spam"}"#),
         Case::new("share by path", "POST", "/api/user/media/share")
             .json(json!({ "filePath": w.png.file_path, "shareToCommunity": false }).to_string()),
     ]

@@ -91,6 +91,10 @@ const FUNCTIONS: &[Function] = &[
         scenarios: |run| Box::pin(resolve_shared_media(run)),
     },
     Function {
+        binary: "report-community-media",
+        scenarios: |run| Box::pin(report_community_media(run)),
+    },
+    Function {
         binary: "get-media-share",
         scenarios: |run| Box::pin(get_media_share(run)),
     },
@@ -285,6 +289,54 @@ async fn watermark(run: &Run) {
         .await
         .expect("head");
     assert!(public.is_none(), "withdrawn");
+
+    // Content on the blocklist (last: it blocks these bytes for every later share): an image
+    // (its perceptual hash, looked up in the index buckets) and a handed-over GIF, both `blocked`.
+    for (name, bytes) in [("blocked.jpg", PHOTO), ("blocked.gif", GIF)] {
+        joip::service::moderation::block_file(&env.app, bytes.to_vec(), Some("test"))
+            .await
+            .expect("block");
+        let (_, key) = handed_over(name, bytes).await;
+        assert!(handle_batch(&run.app, &staged_event(&key)).await.is_empty());
+    }
+}
+
+/// `POST /api/community/media/{id}/report`: reports counted (a repeat once), the third hiding
+/// the copy (held privately, unpublished, invalidated), then a report of a hidden copy.
+async fn report_community_media(run: &Run) {
+    let (owner, gif, _) = sharer(run).await;
+    let env = &run.env;
+    let body = json!({ "tags": ["solo"] });
+    let (status, shared) = post_share(run, &env.app, &owner, gif, body).await;
+    assert_eq!(status, 200, "{shared}");
+    let cid = shared["communityMediaId"].as_u64().expect("id");
+    assert_eq!(env.publish_staged().await, 1);
+    let report = |user: UserId, reason: &'static str| async move {
+        let path = format!("/api/community/media/{cid}/report");
+        let request = Event::new(
+            "POST",
+            "/api/community/media/{communityMediaId}/report",
+            &path,
+        )
+        .path_params(json!({ "communityMediaId": cid.to_string() }))
+        .caller(user.as_str())
+        .body(&json!({ "reason": reason }).to_string())
+        .request();
+        read(
+            Box::pin(joip::routes::report_community_media::handle(
+                &run.app, request,
+            ))
+            .await,
+        )
+        .0
+    };
+    let first = env.user(0, false).await;
+    assert_eq!(report(first.clone(), "spam").await, 200);
+    assert_eq!(report(first, "spam").await, 200);
+    for _ in 0..2 {
+        assert_eq!(report(env.user(0, false).await, "spam").await, 200);
+    }
+    assert_eq!(report(env.user(0, false).await, "spam").await, 404);
 }
 
 const GIF: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");

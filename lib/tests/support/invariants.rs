@@ -48,6 +48,8 @@ pub struct Stored {
     pub public: BTreeSet<String>,
     /// Keys under `staging/` in the general bucket.
     pub staging: BTreeSet<String>,
+    /// Keys under `held/` in the general bucket (hidden copies' objects, kept for review).
+    pub held: BTreeSet<String>,
     /// Keys in the user-media bucket.
     pub user_objects: BTreeSet<String>,
     /// Objects whose removal is owed (the unpublish outbox): none once removals have settled.
@@ -90,9 +92,10 @@ impl Stored {
             } else if let Some(id) = id("COMMUNITY#") {
                 if sk == "COMMUNITY" {
                     s.records.insert(id, item);
-                } else {
+                } else if sk.starts_with("TAG#") {
                     s.tag_items.entry(id).or_default().push(item);
                 }
+                // Reports and their summary live beside the record; moderation checks them.
             } else if let Some(id) = id("SESSION#") {
                 if sk == "SESSION" {
                     s.sessions.insert(id, item);
@@ -127,6 +130,8 @@ impl Stored {
                 s.public.insert(key.to_string());
             } else if bucket == general && key.starts_with("staging/") {
                 s.staging.insert(key.to_string());
+            } else if bucket == general && key.starts_with("held/") {
+                s.held.insert(key.to_string());
             } else if bucket == user_media {
                 s.user_objects.insert(key.to_string());
             }
@@ -260,10 +265,13 @@ impl Stored {
             let staged = r["stagingKey"]
                 .as_str()
                 .is_some_and(|s| self.staging.contains(s));
+            let held = r["heldKey"].as_str().is_some_and(|h| self.held.contains(h));
             let agrees = match status {
                 "ready" => public && !staged,
                 "pending" => !public && staged,
-                _ => !public,
+                // Held for review when it had an object to hold.
+                "hidden" => !public && !staged && (held || r["heldKey"].is_null()),
+                _ => !public && !held,
             };
             if !agrees {
                 v.push(format!(
@@ -301,6 +309,15 @@ impl Stored {
                 .any(|r| r["stagingKey"] == key.as_str() && r["status"] == "pending");
             if !owned {
                 v.push(format!("staged object {key} belongs to no pending record"));
+            }
+        }
+        for key in &self.held {
+            let owned = self
+                .records
+                .values()
+                .any(|r| r["heldKey"] == key.as_str() && r["status"] == "hidden");
+            if !owned {
+                v.push(format!("held object {key} belongs to no hidden record"));
             }
         }
         for cid in self.tag_items.keys() {

@@ -91,6 +91,8 @@ impl TestEnv {
             watermark_max_bytes: joip::config::DEFAULT_WATERMARK_MAX_BYTES,
             community_max_bytes: joip::config::DEFAULT_COMMUNITY_MAX_BYTES,
             stage_max_bytes: joip::config::DEFAULT_STAGE_MAX_BYTES,
+            reports_per_hour: joip::config::DEFAULT_REPORTS_PER_HOUR,
+            report_hide_threshold: joip::config::DEFAULT_REPORT_HIDE_THRESHOLD,
         };
         let app = App::new(config, &sdk);
         joip::store::schema::ensure_table(app.store.client(), &app.config.table)

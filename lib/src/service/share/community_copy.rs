@@ -260,6 +260,9 @@ async fn create(
         version: 1,
         gsi1pk: None,
         gsi1sk: None,
+        content_hash: None,
+        crop_hashes: Vec::new(),
+        held_key: None,
     };
     let staged = if staged_whole {
         let size = Some(plan.media.size);

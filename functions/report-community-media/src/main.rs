@@ -1,0 +1,14 @@
+//! `POST /api/community/media/{communityMediaId}/report`.
+
+use lambda_http::{service_fn, Error, Request};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    joip::telemetry::init();
+    let app = joip::App::from_env().await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(joip::routes::report_community_media::handle(app, req).await)
+    }))
+    .await
+}
