@@ -35,6 +35,7 @@ mod openapi;
 mod presign;
 mod save_community_session;
 mod save_hardening;
+mod share_links;
 mod share_media;
 mod template_policy;
 mod unpublish;
