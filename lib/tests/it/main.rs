@@ -35,7 +35,6 @@ mod openapi;
 mod presign;
 mod save_community_session;
 mod save_hardening;
-mod share_links;
 mod share_media;
 mod template_policy;
 mod unpublish;
