@@ -3,7 +3,8 @@
 # run (this machine is shared and noisy), and the tables go to target/bench/report.json.
 # `--quick` (what tools/test.sh runs, so the benchmarks cannot rot): small sizes, one or two
 # repetitions, debug binaries, nothing asserted about time.
-#   lib/benches/save_session.rs, lib/benches/share.rs: against a private emulator (port 4598);
+#   lib/benches/save_session.rs, lib/benches/share.rs, lib/benches/blocklist.rs: against a
+#     private emulator (port 4598);
 #   tools/bench/watermark/run.py: our image code against sharp (npm, pinned) and jpegtran;
 #   tools/bench/perf.py: every function's package size, cold start, warm latency against its
 #     emulator floor, and peak RSS, against hello functions (tools/bench/hello) built alike.
@@ -88,6 +89,8 @@ log "save_session"
 cargo bench --quiet -p joip --bench save_session
 log "share"
 cargo bench --quiet -p joip --bench share
+log "blocklist lookups"
+cargo bench --quiet -p joip --bench blocklist
 log "functions: size, cold start, warm latency, memory"
 (
   export JOIP_TABLE=joip-bench JOIP_GENERAL_BUCKET=joip-bench-general \

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Merges the tables every benchmark of tools/bench.sh left in DIR (save_session.json,
-share.json, perf.json, watermark/watermark.json) into DIR/report.json, one document."""
+share.json, blocklist.json, perf.json, watermark/watermark.json) into DIR/report.json, one document."""
 
 import json
 import os
@@ -12,6 +12,7 @@ def main():
     parts = {
         "save_session": os.path.join(out, "save_session.json"),
         "share": os.path.join(out, "share.json"),
+        "blocklist": os.path.join(out, "blocklist.json"),
         "functions": os.path.join(out, "perf.json"),
         "watermark": os.path.join(out, "watermark", "watermark.json"),
     }
