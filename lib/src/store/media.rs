@@ -4,7 +4,7 @@
 use super::items::{CommunityMarker, MediaItem, MediaPathItem};
 use super::{from_item, key, keys, retry_conflicts, s, Item, Store, StoreError, Written};
 use crate::domain::{MediaId, UserId};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 
 /// One page of an owner's media and where the next page starts (GSI1 sort key of the last item).
 #[derive(Debug)]
@@ -133,23 +133,42 @@ impl Store {
     }
 
     /// Deletes a media record, its path item, share code and marker; its community copy stays
-    /// (copies are independent of the original).
+    /// (copies are independent of the original). The delete is conditioned on the share code it
+    /// removes with the record: a share that gave the media a code meanwhile makes it read the
+    /// media again, so no code is ever left opening a media that is gone.
     pub async fn delete_media(&self, media: &MediaItem) -> Result<(), StoreError> {
         const OP: &str = "delete media";
-        let mut items = vec![
-            self.delete_op(media.pk.clone(), &media.sk),
-            self.delete_op(keys::media_path(&media.file_path), keys::PATH),
-            self.delete_op(media.pk.clone(), keys::COMMUNITY_MARKER),
-        ];
-        if let Some(code) = &media.share_code {
-            items.push(self.delete_op(keys::share(code), keys::SHARE));
+        let mut media = media.clone();
+        for _ in 0..crate::service::rounds::ROUNDS {
+            let mut record = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(media.pk.clone(), media.sk.clone())));
+            record = match &media.share_code {
+                Some(code) => record
+                    .condition_expression("shareCode = :code")
+                    .expression_attribute_values(":code", s(code)),
+                None => record
+                    .condition_expression("attribute_not_exists(shareCode) OR shareCode = :null")
+                    .expression_attribute_values(":null", AttributeValue::Null(true)),
+            };
+            let mut items = vec![
+                TransactWriteItem::builder()
+                    .delete(record.build().expect("table and key set"))
+                    .build(),
+                self.delete_op(keys::media_path(&media.file_path), keys::PATH),
+                self.delete_op(media.pk.clone(), keys::COMMUNITY_MARKER),
+            ];
+            if let Some(code) = &media.share_code {
+                items.push(self.delete_op(keys::share(code), keys::SHARE));
+            }
+            match self.write(OP, items).await? {
+                Written::Done => return Ok(()),
+                Written::Stale => match self.media(media.media_id).await? {
+                    Some(now) => media = now,
+                    None => return Ok(()),
+                },
+            }
         }
-        match self.write(OP, items).await? {
-            Written::Done => Ok(()),
-            Written::Stale => Err(StoreError::unexpected(
-                OP,
-                "a delete without conditions failed one",
-            )),
-        }
+        Err(StoreError::Contended { op: OP })
     }
 }

@@ -29,7 +29,7 @@ use hmac::{Hmac, Mac};
 use joip::auth::{mint_dev_token, DEV_TOKEN_TTL_SECS};
 use joip::domain::{MediaId, MediaSource, SessionId, UserId, MAX_SAFE_ID};
 use joip::service::share::ShareRequest;
-use joip::store::items::MediaItem;
+use joip::store::items::{CommunityStatus, MediaItem};
 use joip::App;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -1689,6 +1689,10 @@ async fn forged_expired_and_malformed_tokens_are_unauthorized_everywhere() {
     // With Alice's own token every one of those requests succeeds: the 401s were the tokens'.
     // (The save is priced by the shared stack, whose price may not be set yet: then 503.)
     let alice = w.alice_token.clone();
+    // (The GIF's community copy is published by the stack's poller whenever it gets to it: a
+    // report of it while it is still pending is the documented 404 for a copy not ready yet.)
+    let record = w.app.store.community_media(w.gif_community).await.unwrap();
+    let pending = record.is_some_and(|r| r.status == CommunityStatus::Pending);
     let own = authenticated_requests(&w);
     let answers = tokio::task::spawn_blocking(move || {
         let agent = agent(CASE_TIMEOUT);
@@ -1704,8 +1708,9 @@ async fn forged_expired_and_malformed_tokens_are_unauthorized_everywhere() {
     .unwrap();
     for (name, status, body) in answers {
         let unpriced = name == "save" && status == 503;
+        let unpublished = name == "report" && status == 404 && pending;
         assert!(
-            status == 200 || unpriced,
+            status == 200 || unpriced || unpublished,
             "{name} with alice's token: {status} {body}"
         );
     }
