@@ -17,7 +17,7 @@ use_emulator "$EMULATOR_PORT"
 if port_open "$EMULATOR_PORT"; then
   log "reusing the AWS emulator already listening on 127.0.0.1:$EMULATOR_PORT"
 else
-  log "starting the AWS emulator (moto) on 127.0.0.1:$EMULATOR_PORT (log: .local/emulator.log)"
+  log "starting the AWS emulator (${JOIP_EMULATOR:-dynamodb-local}) on 127.0.0.1:$EMULATOR_PORT (log: .local/emulator.log)"
   start_emulator "$EMULATOR_PORT" .local/emulator.log
 fi
 port_open "$API_PORT" && die "port $API_PORT is in use: is another tools/dev.sh running?"
@@ -50,8 +50,7 @@ log "running the save reaper every minute (as EventBridge runs save-reaper; log:
 done ) &
 
 log "starting the API on $BASE (log below)"
-cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
-wait_for_port "$API_PORT" 120 "cargo lambda watch"
+start_api "$API_PORT" /dev/stderr
 log "polling the watermark queue into the watermark function (as Lambda's SQS event source does)"
 "$ADMIN" local poll --api "$BASE" >>.local/poller.log 2>&1 &
 
