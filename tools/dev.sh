@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Command one: runs the whole thing locally. Installs the toolchain (first run only), starts the AWS
-# emulator on 127.0.0.1:4566 (or reuses one already there, e.g. LocalStack), creates the table,
+# emulator on 127.0.0.1:4566 (DynamoDB Local and moto behind the hostile layer; JOIP_EMULATOR=
+# localstack: LocalStack; or reuses one already there, e.g. LocalStack in Docker), creates the table,
 # buckets and queue, seeds demo data and serves every function at its real path on
 # http://127.0.0.1:9000. Safe to re-run; Ctrl-C stops everything it started.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-EMULATOR_PORT=4566
-API_PORT=9000
+EMULATOR_PORT="${JOIP_DEV_EMULATOR_PORT:-4566}"
+API_PORT="${JOIP_DEV_API_PORT:-9000}"
 mkdir -p .local
 trap 'trap - EXIT INT TERM; stop_children' EXIT INT TERM
 
