@@ -53,10 +53,11 @@ bootstrap_dynamodb_local() {
   echo "$want" >"$stamp"
 }
 
-# Installs LocalStack (tools/localstack/requirements.txt, pinned) into .venv/localstack/venv with
-# Python 3.13, and lays out its file system so that it runs offline: its DynamoDB provider finds
-# DynamoDB Local (ours, from npm) with a Java agent beside it (a no-op one we build) and Java
-# (this machine's JDK) where it would otherwise download them.
+# Installs LocalStack (tools/localstack/requirements.txt; every package it resolves to pinned by
+# constraints.txt) into .venv/localstack/venv with Python 3.13, and lays out its file system so
+# that it runs offline: its DynamoDB provider finds DynamoDB Local (ours, from npm) with a Java
+# agent beside it (a no-op one we build) and Java (this machine's JDK) where it would otherwise
+# download them.
 LOCALSTACK="$VENV/localstack"
 python313() {
   local p
@@ -69,7 +70,7 @@ python313() {
 bootstrap_localstack() {
   bootstrap_dynamodb_local
   local src="$ROOT/tools/localstack" stamp="$LOCALSTACK/.installed" want
-  want=$({ cat "$src/requirements.txt" "$src/NoopAgent.java" "$DYNAMODB_LOCAL/.installed"
+  want=$({ cat "$src/requirements.txt" "$src/constraints.txt" "$src/NoopAgent.java" "$DYNAMODB_LOCAL/.installed"
     declare -f bootstrap_localstack; } | sha256sum)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
   log "installing LocalStack (localstack-core, pinned; Python 3.13) into .venv/localstack"

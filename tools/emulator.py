@@ -1729,7 +1729,6 @@ def _s3_event(event_name, bucket, key, notification_id):
 s3_notifications._get_s3_event = _s3_event
 
 
-
 def _env_number(name, default, kind):
     raw = os.environ.get(name)
     try:
