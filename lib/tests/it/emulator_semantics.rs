@@ -742,3 +742,118 @@ async fn chaos_app_carries_the_rate_and_retries_retryable_faults() {
     let counted = injected().await - counted_before;
     assert!(counted >= 8, "{counted} attempts were faulted, not 8");
 }
+
+/// DynamoDB Local answers DynamoDB behind the hostile layer, not moto: a transaction's
+/// `ClientRequestToken` is honoured, and reusing it for another request is refused with
+/// `IdempotentParameterMismatchException`, as on AWS (moto ignores the token and applies both).
+#[tokio::test]
+async fn a_reused_client_request_token_with_other_parameters_is_refused() {
+    let env = TestEnv::new().await;
+    let table = env.app.config.table.clone();
+    let db = dynamodb(&env, None, None);
+    let token = uuid::Uuid::new_v4().to_string();
+    let first = || put(&table, item("token", "first", &[]));
+    for attempt in ["first", "retried"] {
+        db.transact_write_items()
+            .transact_items(first())
+            .client_request_token(&token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{attempt} request: {e:?}"));
+    }
+    let err = db
+        .transact_write_items()
+        .transact_items(put(&table, item("token", "other", &[])))
+        .client_request_token(&token)
+        .send()
+        .await
+        .expect_err("the same token with other items");
+    assert_eq!(code(&err), "IdempotentParameterMismatchException");
+    let rows = env.snapshot().await.items;
+    assert_eq!(rows.len(), 1, "only the first request applied: {rows:?}");
+}
+
+/// A GSI is eventually consistent: with `x-joip-gsi-lag-ms` (and for a seeded share of GSI reads
+/// while chaos is on) a query misses the writes younger than the window, and sees them once they
+/// are older; the table itself, and a GSI read without lag, see them at once.
+#[tokio::test]
+async fn a_lagging_gsi_misses_young_writes_until_they_age() {
+    const LAG_MS: u64 = 1500;
+    let env = TestEnv::new().await;
+    let table = env.app.config.table.clone();
+    let db = dynamodb(&env, None, None);
+    let lagging = Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .interceptor(Chaos { rate: 0.0 })
+            .interceptor(Header("x-joip-gsi-lag-ms", LAG_MS.to_string()))
+            .build(),
+    );
+    let indexed = |sk: &str| item("lag", sk, &[("gsi1pk", s("lag-index")), ("gsi1sk", s(sk))]);
+    db.put_item()
+        .table_name(&table)
+        .set_item(Some(indexed("old")))
+        .send()
+        .await
+        .expect("put old");
+    tokio::time::sleep(Duration::from_millis(LAG_MS + 200)).await;
+    let written = Instant::now();
+    db.put_item()
+        .table_name(&table)
+        .set_item(Some(indexed("young")))
+        .send()
+        .await
+        .expect("put young");
+    let applied = Instant::now(); // the emulator timed the write before it answered
+    let on_index = |client: &Client| {
+        client
+            .query()
+            .table_name(&table)
+            .index_name("gsi1")
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", s("lag-index"))
+            .send()
+    };
+    let sks = |out: aws_sdk_dynamodb::operation::query::QueryOutput| {
+        out.items()
+            .iter()
+            .map(|i| i["sk"].as_s().expect("sk").clone())
+            .collect::<Vec<_>>()
+    };
+    let before = emulator_json("/_joip/chaos").await["gsi_lag"]["items_missed"]
+        .as_u64()
+        .expect("items missed");
+    let seen = sks(on_index(&lagging).await.expect("lagging query"));
+    assert!(
+        written.elapsed() < Duration::from_millis(LAG_MS),
+        "too slow to tell"
+    );
+    assert_eq!(
+        seen,
+        ["old"],
+        "the young write is missing from the lagging GSI"
+    );
+    let missed = emulator_json("/_joip/chaos").await["gsi_lag"]["items_missed"]
+        .as_u64()
+        .expect("items missed");
+    assert!(missed > before, "the emulator counts what it hid");
+    assert_eq!(
+        sks(on_index(&db).await.expect("query")),
+        ["old", "young"],
+        "without lag"
+    );
+    let table_read = db
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(key("lag", "young")))
+        .send()
+        .await
+        .expect("get");
+    assert!(table_read.item.is_some(), "the table has it at once");
+    tokio::time::sleep(Duration::from_millis(LAG_MS + 100).saturating_sub(applied.elapsed())).await;
+    assert_eq!(
+        sks(on_index(&lagging).await.expect("lagging query")),
+        ["old", "young"],
+        "once older than the window"
+    );
+}

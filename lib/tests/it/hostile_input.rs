@@ -7,7 +7,8 @@
 //! (DESIGN invariant 6: every 4xx is decided before the first write).
 //!
 //! Two tests run in-process: deployed mode (no `JOIP_LOCAL`: watch runs in local mode), and the
-//! inputs watch cannot deliver (an empty path parameter, a JSON body that is not UTF-8).
+//! inputs no local HTTP request can carry (an empty path parameter; a JSON body with replacement
+//! characters).
 //!
 //! "Changes nothing" is a snapshot of the table and both buckets before and after, compared only
 //! on what belongs to the test's own users: the e2e stack is shared with the other e2e, fault and
@@ -1037,16 +1038,40 @@ fn body_cases(w: &World) -> Vec<Case> {
             .wants(400, invalid_body.clone()),
         );
     }
-    // Bytes that are not UTF-8 reach a handler through watch only under a binary content type
-    // (under a text one watch answers its own 500 and runs no function): refused for the type
-    // here; the same bytes declared JSON, as API Gateway delivers them, are the in-process test's.
+    // Bytes that are not UTF-8, under a binary content type and declared JSON or text (which
+    // API Gateway hands over base64-encoded, and so does the local gateway in front of watch,
+    // which would answer its own 500), and with no content type at all; Schemathesis's case
+    // among them.
     let not_utf8 = b"{\"tags\":[\"\xff\xfe\"],\"shareToCommunity\":false}".to_vec();
-    cases.push(
-        Case::new("share, invalid UTF-8", "POST", share_png.clone())
+    for content_type in [
+        Some("application/octet-stream"),
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        Some("text/plain"),
+        None,
+    ] {
+        let what = content_type.unwrap_or("none");
+        cases.push(
+            Case::new(
+                format!("share, invalid UTF-8, {what}"),
+                "POST",
+                share_png.clone(),
+            )
             .bearer(&token)
-            .typed(Some("application/octet-stream"), not_utf8)
+            .typed(content_type, not_utf8.clone())
             .wants(400, invalid_body.clone()),
-    );
+        );
+        cases.push(
+            Case::new(
+                format!("share by path, invalid UTF-8, {what}"),
+                "POST",
+                "/api/user/media/share",
+            )
+            .bearer(&token)
+            .typed(content_type, b"\x1cn\xe2x1".to_vec())
+            .wants(400, invalid_body.clone()),
+        );
+    }
     cases
 }
 
