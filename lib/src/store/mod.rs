@@ -296,6 +296,70 @@ impl Store {
             .build()
     }
 
+    /// The items at `keys` that exist, in any order: BatchGetItem, 100 keys a request, the
+    /// requests at once, unprocessed keys asked again. `consistent` for strongly consistent reads.
+    pub(crate) async fn batch_get(
+        &self,
+        op: &'static str,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let batches = keys.chunks(100).map(|batch| async move {
+            let mut request = Some(
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(batch.to_vec()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| StoreError::new(op, e))?,
+            );
+            let mut found = Vec::new();
+            while let Some(req) = request.take() {
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::new(op, e))?;
+                if let Some(mut items) = out.responses {
+                    found.extend(items.remove(&self.table).unwrap_or_default());
+                }
+                request = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys().is_empty());
+            }
+            Ok::<_, StoreError>(found)
+        });
+        let found = futures_util::future::try_join_all(batches).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Every item `query` finds, page after page, read as `T`.
+    pub(crate) async fn query_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::new(op, e))?;
+            for item in out.items.unwrap_or_default() {
+                all.push(from_item(op, item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
     /// Sends a transaction (retrying conflicts); a failed condition is `Stale`.
     pub(crate) async fn write(
         &self,

@@ -8,13 +8,11 @@ use super::items::{
     ReportSummaryItem, UnpublishItem,
 };
 use super::{
-    attr, failed_conditions, from_item, is_condition_failure, key, keys, n, retry_conflicts, s,
-    to_item, Store, StoreError, Written,
+    attr, failed_conditions, is_condition_failure, key, keys, n, retry_conflicts, s, to_item,
+    Store, StoreError, Written,
 };
 use crate::domain::UserId;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 
 /// What became of a report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,44 +336,17 @@ impl Store {
         buckets: &[(usize, u16)],
     ) -> Result<Vec<String>, StoreError> {
         const OP: &str = "read blocklist index";
-        let batches = buckets.chunks(100).map(|batch| async move {
-            let keys: Vec<_> = batch
-                .iter()
-                .map(|(i, chunk)| key(keys::block_index(*i, *chunk), keys::BLOCK_BUCKET))
-                .collect();
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .build()
-                    .map_err(|e| StoreError::new(OP, e))?,
-            );
-            let mut found = Vec::new();
-            while let Some(req) = request.take() {
-                let out = self
-                    .db
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::new(OP, e))?;
-                for item in out
-                    .responses
-                    .and_then(|mut r| r.remove(&self.table))
-                    .unwrap_or_default()
-                {
-                    if let Some(AttributeValue::Ss(hashes)) = item.get("hashes") {
-                        found.extend(hashes.iter().cloned());
-                    }
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
+        let keys = buckets
+            .iter()
+            .map(|(i, chunk)| key(keys::block_index(*i, *chunk), keys::BLOCK_BUCKET))
+            .collect();
+        let mut found = Vec::new();
+        for item in self.batch_get(OP, keys, false).await? {
+            if let Some(AttributeValue::Ss(hashes)) = item.get("hashes") {
+                found.extend(hashes.iter().cloned());
             }
-            Ok::<_, StoreError>(found)
-        });
-        let found = futures_util::future::try_join_all(batches).await?;
-        Ok(found.into_iter().flatten().collect())
+        }
+        Ok(found)
     }
 
     /// Every item of GSI1 partition `pk`, in sort order.
@@ -384,28 +355,14 @@ impl Store {
         op: &'static str,
         pk: &str,
     ) -> Result<Vec<T>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .db
-                .query()
-                .table_name(&self.table)
-                .index_name(keys::GSI1)
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::new(op, e))?;
-            for item in out.items.unwrap_or_default() {
-                found.push(from_item(op, item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        let query = self
+            .db
+            .query()
+            .table_name(&self.table)
+            .index_name(keys::GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(pk));
+        self.query_pages(op, query).await
     }
 
     /// The blocklist entry and, for a PDQ hash, its hash added to its 16 index buckets.

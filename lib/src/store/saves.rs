@@ -14,8 +14,7 @@ use super::{
 };
 use crate::domain::{SessionId, UserId};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, ReturnValue, TransactWriteItem,
-    Update,
+    AttributeValue, ConditionCheck, Delete, ReturnValue, TransactWriteItem, Update,
 };
 
 /// Why the claiming transaction did not commit.
@@ -49,31 +48,9 @@ impl Store {
         const OP: &str = "get pricing and user";
         let pricing_key = key(keys::pricing(feature), keys::PRICING);
         let user_key = key(keys::user(user), keys::PROFILE);
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .keys(pricing_key.clone())
-                .keys(user_key.clone())
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::new(OP, e))?,
-        );
-        let mut found: Vec<Item> = Vec::new();
-        while let Some(req) = request.take() {
-            let out = self
-                .db
-                .batch_get_item()
-                .request_items(&self.table, req)
-                .send()
-                .await
-                .map_err(|e| StoreError::new(OP, e))?;
-            if let Some(mut items) = out.responses {
-                found.extend(items.remove(&self.table).unwrap_or_default());
-            }
-            request = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys().is_empty());
-        }
+        let found = self
+            .batch_get(OP, vec![pricing_key.clone(), user_key.clone()], true)
+            .await?;
         let is = |item: &Item, k: &Item| item.get(keys::PK) == k.get(keys::PK);
         let mut pricing = None;
         let mut profile = None;

@@ -7,7 +7,7 @@ use super::{
     StoreError, Written,
 };
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
 };
 
 /// A change to a link's limits: `None` leaves a limit as it is, `Some(None)` removes it,
@@ -262,33 +262,9 @@ impl Store {
         let keys: Vec<Item> = (0..keys::LINK_VIEW_SHARDS)
             .map(|shard| key(keys::link_views(code, shard), keys::LINK_VIEWS))
             .collect();
-        let mut request = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys))
-                .consistent_read(true)
-                .build()
-                .map_err(|e| StoreError::new(OP, e))?,
-        );
         let mut views = 0;
-        while let Some(req) = request.take() {
-            let out = self
-                .db
-                .batch_get_item()
-                .request_items(&self.table, req)
-                .send()
-                .await
-                .map_err(|e| StoreError::new(OP, e))?;
-            for item in out
-                .responses
-                .and_then(|mut r| r.remove(&self.table))
-                .unwrap_or_default()
-            {
-                views += from_item::<LinkViewsItem>(OP, item)?.views;
-            }
-            request = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys().is_empty());
+        for item in self.batch_get(OP, keys, true).await? {
+            views += from_item::<LinkViewsItem>(OP, item)?.views;
         }
         Ok(views)
     }
