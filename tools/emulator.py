@@ -1425,7 +1425,7 @@ class Emulator:
                     _copy_delay(environ, per_mib, size)
             return UPSTREAM.forward(environ, start_response)
         try:
-            obj = s3_backends[Caller(environ).account]["aws"].get_object(bucket, key)
+            obj = s3_backends[_moto_account(environ)]["aws"].get_object(bucket, key)
         except Exception:  # noqa: BLE001 - no bucket or key: moto answers as S3 does
             obj = None
         if obj is None:
