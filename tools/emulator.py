@@ -157,6 +157,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.s3 import notifications as s3_notifications
+from moto.s3.exceptions import S3ClientError
 from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
@@ -1426,7 +1427,7 @@ class Emulator:
             return UPSTREAM.forward(environ, start_response)
         try:
             obj = s3_backends[_moto_account(environ)]["aws"].get_object(bucket, key)
-        except Exception:  # noqa: BLE001 - no bucket or key: moto answers as S3 does
+        except S3ClientError:  # no such bucket: moto answers as S3 does
             obj = None
         if obj is None:
             return self.app(environ, start_response)
