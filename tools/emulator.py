@@ -157,6 +157,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.s3 import notifications as s3_notifications
+from moto.s3.exceptions import S3ClientError
 from moto.s3.models import s3_backends
 from werkzeug.serving import run_simple
 from werkzeug.wsgi import get_input_stream
@@ -1425,8 +1426,8 @@ class Emulator:
                     _copy_delay(environ, per_mib, size)
             return UPSTREAM.forward(environ, start_response)
         try:
-            obj = s3_backends[Caller(environ).account]["aws"].get_object(bucket, key)
-        except Exception:  # noqa: BLE001 - no bucket or key: moto answers as S3 does
+            obj = s3_backends[_moto_account(environ)]["aws"].get_object(bucket, key)
+        except S3ClientError:  # no such bucket: moto answers as S3 does
             obj = None
         if obj is None:
             return self.app(environ, start_response)
