@@ -337,6 +337,24 @@ impl World {
         )
         .await
         .expect("share the gif");
+        // The stack's poller publishes the copy: wait for it, so that no publish lands during a
+        // test's before/after comparison (and the copy takes reports).
+        let cid = shared.community.as_ref().expect("in the community").0;
+        let since = Instant::now();
+        while app
+            .store
+            .community_media(cid)
+            .await
+            .unwrap()
+            .map(|r| r.status)
+            != Some(CommunityStatus::Ready)
+        {
+            assert!(
+                since.elapsed() < Duration::from_secs(120),
+                "the GIF's community copy was never published (is the poller running?)"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let photo = include_bytes!("../../../tools/demo/demo-photo.jpg").to_vec();
         let community_session = support::community_session(
             &app,
