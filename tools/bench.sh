@@ -104,3 +104,5 @@ log "watermark (against sharp and jpegtran)"
 "$BENCH_VENV/bin/python" tools/bench/watermark/run.py --bench-bin "$WATERMARK_BENCH" \
   --out "$OUT/watermark" $([ "$QUICK" = 1 ] && echo --quick)
 "$BENCH_VENV/bin/python" tools/bench/report.py "$OUT"
+log "fuzzing the JPEG codec (tools/fuzz.sh: a minute under --quick, ten otherwise)"
+tools/fuzz.sh "$([ "$QUICK" = 1 ] && echo 60 || echo 600)"

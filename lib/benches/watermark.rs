@@ -9,11 +9,21 @@
 //!   before and at peak over one stamp (kB, from /proc/self/status), whether the DCT path
 //!   took it and, for the other paths, the median of the same decode + encode without the
 //!   mark (the floor), timed alternately with the stamp.
+//! - `watermark mix <list> <out>`: the publisher's work per image over a mix, in one process as
+//!   one function instance would do it: for each file named in `list` (one path a line), read
+//!   its bytes, stamp them, write the result to `out` (overwritten each time). Prints one JSON
+//!   line: the milliseconds of each image, output bytes, resident memory before and at peak
+//!   over the whole mix (kB). The first image is done once more before, untimed (a warm
+//!   instance).
+//! - `watermark mix-deployed <list> <out>`: the same plus what the watermark function also
+//!   does to each image before stamping it (the content hash it looks up in the blocklist,
+//!   `service::moderation::hash_bytes`), timed apart.
 
 use std::time::Instant;
 
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
+use joip::service::moderation;
 use joip::watermark::{self, bench, Limits};
 
 fn main() {
@@ -25,8 +35,11 @@ fn main() {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["mark", w, h, out] => mark(w.parse().unwrap(), h.parse().unwrap(), out),
         ["run", file, reps, out] => run(file, reps.parse().unwrap(), out),
+        ["mix", list, out] => mix(list, out, false),
+        ["mix-deployed", list, out] => mix(list, out, true),
         _ => eprintln!(
-            "usage: watermark mark <w> <h> <out.png> | run <file> <reps> <out>\n\
+            "usage: watermark mark <w> <h> <out.png> | run <file> <reps> <out> \
+             | mix <list> <out> | mix-deployed <list> <out>\n\
              (driven by tools/bench/watermark/run.py; see tools/bench.sh)"
         ),
     }
@@ -74,6 +87,51 @@ fn run(file: &str, reps: usize, out: &str) {
         rss_peak,
         dct,
         floor.map_or("null".to_string(), |f| format!("{:.3}", median(&f))),
+    );
+}
+
+fn mix(list: &str, out: &str, deployed: bool) {
+    let files: Vec<String> = std::fs::read_to_string(list)
+        .expect("read the list")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let limits = Limits::default();
+    let max_pixels = joip::config::DEFAULT_WATERMARK_MAX_PIXELS;
+    // What the function does to one image between its S3 GET and PUT (network excluded).
+    let publish = |file: &str| -> (f64, f64, usize) {
+        let t = Instant::now();
+        let input = std::fs::read(file).expect("read the input");
+        let hash_ms = if deployed {
+            let h = Instant::now();
+            std::hint::black_box(moderation::hash_bytes(&input, max_pixels));
+            h.elapsed().as_secs_f64() * 1e3
+        } else {
+            0.0
+        };
+        let output = watermark::stamp(&input, &limits).expect("stamp");
+        std::fs::write(out, &output.bytes).expect("write the output");
+        (t.elapsed().as_secs_f64() * 1e3, hash_ms, output.bytes.len())
+    };
+    let rss_before = status_kb("VmRSS:");
+    if let Some(first) = files.first() {
+        publish(first);
+    }
+    let (mut ms, mut hash_ms, mut bytes) = (Vec::new(), Vec::new(), 0);
+    for file in &files {
+        let (t, h, b) = publish(file);
+        ms.push(format!("{t:.3}"));
+        hash_ms.push(format!("{h:.3}"));
+        bytes += b;
+    }
+    println!(
+        r#"{{"ms":[{}],"hash_ms":[{}],"bytes":{},"rss_before_kb":{},"rss_peak_kb":{}}}"#,
+        ms.join(","),
+        hash_ms.join(","),
+        bytes,
+        rss_before,
+        status_kb("VmHWM:"),
     );
 }
 

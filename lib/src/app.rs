@@ -2,7 +2,7 @@
 
 use crate::blob::Blob;
 use crate::cdn::Cdn;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ExtraRoots};
 use crate::domain::Clock;
 use crate::store::Store;
 use aws_config::BehaviorVersion;
@@ -23,13 +23,35 @@ pub struct App {
 }
 
 /// The HTTP client every SDK config of ours uses: rustls with ring, the only TLS stack and
-/// crypto provider linked (see the workspace Cargo.toml).
+/// crypto provider linked (see the workspace Cargo.toml), trusting the platform's roots.
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+    https_client_trusting(None)
+}
+
+/// [`https_client`] trusting `extra` roots too. They are added to the platform's, never put in
+/// their place: a deployed function given a CA by mistake still verifies AWS as before.
+pub fn https_client_trusting(
+    extra: Option<&ExtraRoots>,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    let mut trust = tls::TrustStore::default().with_native_roots(true);
+    if let Some(extra) = extra {
+        trust = trust.with_pem_certificate(extra.pem());
+    }
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .expect("a TLS context of roots alone always builds");
+    let client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
         ))
-        .build_https()
+        .tls_context(context)
+        .build_https();
+    // Init's connection probes wait for each other in it (see `crate::connections`).
+    aws_smithy_runtime_api::client::http::SharedHttpClient::new(crate::connections::ProbeGated(
+        client,
+    ))
 }
 
 impl App {
@@ -37,7 +59,7 @@ impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client())
+            .http_client(https_client_trusting(config.extra_roots.as_ref()))
             .retry_config(
                 aws_config::retry::RetryConfig::standard()
                     .with_max_attempts(config.sdk_max_attempts),

@@ -47,6 +47,15 @@ pub const DEFAULT_SAVE_GIVE_UP_MS: u64 = 6 * 3600 * 1000;
 /// faults; DynamoDB's own SDKs default to more than the generic 3.
 pub const DEFAULT_SDK_MAX_ATTEMPTS: u32 = 6;
 
+/// Longest start-up waits for the connections a function's first request needs (see
+/// [`crate::connections`]): past it the request opens what is missing itself. A TLS handshake to
+/// DynamoDB or S3 takes hundreds of milliseconds at 128 MB; Lambda allows 10 s of init.
+pub const OPEN_CONNECTIONS_TIMEOUT_MS: u64 = 2_000;
+
+/// Names the PEM file of extra root certificates (local TLS testing only: the benchmark's and the
+/// tests' throwaway CA in front of the emulator). template.yaml never sets it.
+pub const EXTRA_CA_FILE_ENV: &str = "JOIP_EXTRA_CA_FILE";
+
 /// Most tags one community copy may carry.
 pub const DEFAULT_MAX_TAGS: usize = 10;
 /// The most `JOIP_MAX_TAGS` may be: a retag removes the old tags and writes the new ones, plus
@@ -123,6 +132,56 @@ pub struct Config {
     pub reports_per_hour: u64,
     /// See [`DEFAULT_REPORT_HIDE_THRESHOLD`].
     pub report_hide_threshold: u64,
+    /// Whether start-up opens the connections the first request needs (`JOIP_OPEN_CONNECTIONS`,
+    /// on unless `0`): the benchmark turns it off to measure what it saves.
+    pub open_connections: bool,
+    /// Roots trusted beside the platform's ([`EXTRA_CA_FILE_ENV`]); never set deployed.
+    pub extra_roots: Option<ExtraRoots>,
+}
+
+/// PEM root certificates the HTTPS client trusts in addition to the platform's (a local TLS
+/// terminator's throwaway CA). Checked when read, so that a bad file fails start-up with its
+/// name rather than panicking inside the HTTP client on the first request.
+#[derive(Clone, Debug)]
+pub struct ExtraRoots {
+    pem: Vec<u8>,
+}
+
+impl ExtraRoots {
+    /// Parses `pem` (one or more `CERTIFICATE` blocks), refusing anything that is not a usable
+    /// trust anchor.
+    pub fn from_pem(pem: Vec<u8>) -> Result<Self, ConfigError> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError(format!("{EXTRA_CA_FILE_ENV}: not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(ConfigError(format!(
+                "{EXTRA_CA_FILE_ENV}: no certificate in the file"
+            )));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                ConfigError(format!(
+                    "{EXTRA_CA_FILE_ENV}: not a usable root certificate: {e}"
+                ))
+            })?;
+        }
+        Ok(Self { pem })
+    }
+
+    /// Reads and checks the file at `path`.
+    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
+        let pem = std::fs::read(path)
+            .map_err(|e| ConfigError(format!("{EXTRA_CA_FILE_ENV}={path}: {e}")))?;
+        Self::from_pem(pem)
+    }
+
+    /// The certificates as given, PEM.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
 }
 
 /// Local-only settings. template.yaml never sets `JOIP_LOCAL`.
@@ -252,6 +311,13 @@ impl Config {
                 "JOIP_REPORT_HIDE_THRESHOLD",
                 DEFAULT_REPORT_HIDE_THRESHOLD,
             )?,
+            open_connections: !matches!(
+                get("JOIP_OPEN_CONNECTIONS").as_deref(),
+                Some("0" | "false")
+            ),
+            extra_roots: get(EXTRA_CA_FILE_ENV)
+                .map(|path| ExtraRoots::from_file(&path))
+                .transpose()?,
         })
     }
 }
@@ -395,5 +461,77 @@ mod tests {
             ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET),
         ]);
         assert!(Config::from_lookup(true, zero).is_err());
+    }
+
+    #[test]
+    fn extra_roots_refuse_what_is_not_a_root_certificate() {
+        for bad in [
+            &b""[..],
+            b"not pem at all",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
+            let err = ExtraRoots::from_pem(bad.to_vec()).unwrap_err();
+            assert!(err.to_string().contains(EXTRA_CA_FILE_ENV), "{err}");
+        }
+        let missing = ExtraRoots::from_file("/nonexistent/joip-ca.pem").unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/joip-ca.pem"));
+    }
+
+    #[test]
+    fn extra_roots_accept_a_ca_made_now_and_default_off() {
+        let dir = std::env::temp_dir().join(format!("joip-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (key, cert) = (dir.join("ca.key"), dir.join("ca.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=joip test CA",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output();
+        let Ok(out) = made else {
+            eprintln!("SKIPPED: openssl not installed (Debian: apt-get install openssl)");
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let roots = ExtraRoots::from_file(cert.to_str().unwrap()).unwrap();
+        assert!(roots.pem().starts_with(b"-----BEGIN CERTIFICATE-----"));
+        let cfg = Config::from_lookup(
+            true,
+            lookup(&[
+                ("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET),
+                (EXTRA_CA_FILE_ENV, cert.to_str().unwrap()),
+                ("JOIP_OPEN_CONNECTIONS", "0"),
+            ]),
+        )
+        .unwrap();
+        assert!(cfg.extra_roots.is_some());
+        assert!(!cfg.open_connections);
+        let plain =
+            Config::from_lookup(true, lookup(&[("JOIP_DEV_TOKEN_SECRET", LOCAL_SECRET)])).unwrap();
+        assert!(plain.extra_roots.is_none(), "no extra root unless given");
+        assert!(
+            plain.open_connections,
+            "connections are opened unless turned off"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

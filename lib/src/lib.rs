@@ -10,6 +10,7 @@ pub mod auth;
 pub mod blob;
 pub mod cdn;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod error;
 pub mod http;

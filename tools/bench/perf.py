@@ -21,6 +21,21 @@ noisy, so only ratios mean anything).
   function pays), is the floor: the time no implementation of the same calls can go under.
   Ratio = p50 of the function's time / (p50 of its round trips + the bare invocation).
 - Memory: VmHWM of the process after the warm run (/proc/<pid>/status).
+- Over TLS (`tls` in perf.json): the emulator served through a local TLS terminator
+  (tls_terminator.py: a throwaway CA the functions trust through JOIP_EXTRA_CA_FILE, every
+  handshake recorded), as AWS serves DynamoDB and S3. Per HTTP function, with the connections
+  opened during init (the default) and without (JOIP_OPEN_CONNECTIONS=0), alternating, each
+  against hello-sdk started the same way: cold start (as above), the first real request of a
+  fresh process (event out to response in), warm p50 in that process, and the handshakes made
+  during init and during the first request. Goals: first <= 1.5x warm, cold <= 1.1x hello-sdk.
+  The first request of a function whose init opened its connections must make no handshake: in
+  quick mode (the test command) a handshake there fails the run. Those first requests run with
+  overlapping handshakes finishing TLS_STAGGER_S apart, so that init's parallel probes pass only
+  if each keeps a connection of its own (not the first to open). Lambda's freeze is played with
+  SIGSTOP between two warm events: a frozen pool keeps its connections, but the time frozen
+  counts towards the pool's idle timeout (hyper's 90 s, which the SDK's client keeps; Instant is
+  CLOCK_MONOTONIC, which runs on under the cgroup freezer), so an event after a longer idle
+  pays one handshake (see lib/src/connections.rs).
 
 usage: perf.py (--lambda-dir target/lambda | --bin-dir target/debug) --emulator URL
                --seed SEED.json --out DIR [--quick]
@@ -34,11 +49,15 @@ import json
 import os
 import queue
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
+
+from tls_terminator import TlsTerminator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FUNCTIONS = sorted(os.listdir(os.path.join(ROOT, "functions")))
@@ -46,6 +65,8 @@ SIZE_GOAL_MB = 6.0
 SIZE_RATIO_GOAL = 1.2
 COLD_GOAL = 1.2
 WARM_GOAL = 1.1
+TLS_FIRST_GOAL = 1.5
+TLS_COLD_GOAL = 1.1
 
 
 def event(name):
@@ -264,6 +285,174 @@ def arm64(lambda_dir, names, rows, cold_event, env):
             api.server.shutdown()
 
 
+# Seconds a function is stopped (SIGSTOP, as Lambda's freezer stops it) between two warm events
+# over TLS: its pooled connections must survive a freeze shorter than the pool's idle timeout.
+FREEZE_S = {True: 0.5, False: 5.0}
+# How far apart overlapping handshakes finish in the first-request runs with init's connections.
+TLS_STAGGER_S = 0.03
+
+
+def tls_run(binary_of, names, env, proxy, cold_event, warm_event, starts, warm_n, out, quick):
+    """The TLS table (see the module's doc) for `names` (HTTP functions with a real event), and
+    what fails quick mode: a first request that made a handshake although init opened the
+    connections, or one that made none without them (then this count sees nothing)."""
+    target = urllib.parse.urlparse(proxy.url)
+    front = TlsTerminator((target.hostname, target.port), os.path.join(out, "tls"))
+    tls_env = dict(env, AWS_ENDPOINT_URL=front.url, JOIP_EXTRA_CA_FILE=front.ca_file)
+    modes = {"init": dict(tls_env, JOIP_OPEN_CONNECTIONS="1"),
+             "without_init": dict(tls_env, JOIP_OPEN_CONNECTIONS="0")}
+    hello = binary_of("hello-sdk")
+
+    def cold(binary, name, proc_env):
+        """(exec to first response, the emulator's share of it, handshakes before the event)."""
+        api = RuntimeApi()
+        t0 = time.perf_counter()
+        proc = start(binary, api, proc_env)
+        try:
+            served, answered, _ = api.invoke(cold_event[name])
+        finally:
+            proc.kill()
+            proc.wait()
+            api.server.shutdown()
+        trips = proxy.take()[0]
+        return (answered - t0) * 1e3, (answered - t0 - trips) * 1e3, front.between(t0, served)
+
+    def first(binary, name, proc_env, warm):
+        """The first real event of a fresh process; then, if `warm`, `warm_n` more and one after
+        a freeze."""
+        got = {}
+        api = RuntimeApi()
+        t0 = time.perf_counter()
+        proc = start(binary, api, proc_env)
+        try:
+            served, answered, resp = api.invoke(warm_event[name])
+            got["first_ms"] = (answered - served) * 1e3
+            got["status"] = (resp or {}).get("statusCode")
+            if warm:
+                own = []
+                for _ in range(warm_n):
+                    a, b, _ = api.invoke(warm_event[name])
+                    own.append((b - a) * 1e3)
+                got["warm_ms"] = pct(own, 50)
+                got["handshakes_in_warm"] = front.between(answered, b)
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(FREEZE_S[quick])
+                thawed = time.perf_counter()
+                proc.send_signal(signal.SIGCONT)
+                _, after, _ = api.invoke(warm_event[name])
+                got["handshakes_after_freeze"] = front.between(thawed, after)
+        finally:
+            proc.kill()
+            proc.wait()
+            api.server.shutdown()
+        proxy.take()
+        # Counted once the process is gone: a handshake is recorded when it completes, which
+        # may be after the answer it was begun for.
+        got["handshakes_in_init"] = front.between(t0, served)
+        got["handshakes_in_first"] = front.between(served, answered)
+        return got
+
+    table, failures, hello_all = {}, [], []
+    for name in names:
+        binary = binary_of(name)
+        if not os.path.exists(binary):
+            continue
+        runs = {"hello": []}
+        for mode in modes:
+            runs[f"cold_{mode}"], runs[f"first_{mode}"] = [], []
+        # Ours and the peer alternating, start by start: hello-sdk, then each mode of ours.
+        for i in range(starts):
+            runs["hello"].append(cold(hello, "hello-sdk", tls_env))
+            for mode, proc_env in modes.items():
+                runs[f"cold_{mode}"].append(cold(binary, name, proc_env))
+                # Overlapping handshakes finish apart in the first-request runs, so that init's
+                # parallel probes must each keep a connection of their own to pass (see
+                # tls_terminator's doc); the cold runs, which time init, are not staggered.
+                front.stagger_s = TLS_STAGGER_S if mode == "init" else 0.0
+                try:
+                    runs[f"first_{mode}"].append(first(binary, name, proc_env, warm=i == 0))
+                finally:
+                    front.stagger_s = 0.0
+        hello_all += runs["hello"]
+        hello_net = statistics.median(c[1] for c in runs["hello"])
+        row = table[name] = {"hello_sdk_cold_ms": statistics.median(c[0] for c in runs["hello"])}
+        for mode in modes:
+            suffix = "" if mode == "init" else "_without_init"
+            colds, firsts = runs[f"cold_{mode}"], runs[f"first_{mode}"]
+            net = statistics.median(c[1] for c in colds)
+            row.update({
+                f"cold_ms{suffix}": statistics.median(c[0] for c in colds),
+                f"cold_net_ms{suffix}": net,
+                f"cold_over_hello{suffix}": net / hello_net,
+                f"first_ms{suffix}": statistics.median(f["first_ms"] for f in firsts),
+                f"warm_ms{suffix}": firsts[0]["warm_ms"],
+                f"handshakes_in_init{suffix}": max(f["handshakes_in_init"] for f in firsts),
+                f"handshakes_in_first{suffix}": max(f["handshakes_in_first"] for f in firsts),
+                f"handshakes_in_warm{suffix}": firsts[0]["handshakes_in_warm"],
+                f"handshakes_after_freeze{suffix}": firsts[0]["handshakes_after_freeze"],
+                f"first_status{suffix}": firsts[0]["status"],
+            })
+            row[f"first_over_warm{suffix}"] = row[f"first_ms{suffix}"] / row[f"warm_ms{suffix}"]
+        if row["handshakes_in_first"]:
+            failures.append(f"{name}: its first request made {row['handshakes_in_first']} TLS "
+                            "handshake(s) although init opened its connections")
+        if not row["handshakes_in_first_without_init"]:
+            failures.append(f"{name}: its first request made no TLS handshake without init's "
+                            "connections either: the terminator is not seeing them")
+    summary = {
+        "starts": starts, "warm": warm_n, "freeze_s": FREEZE_S[quick],
+        "hello-sdk": {"cold_ms": statistics.median(c[0] for c in hello_all),
+                      "cold_net_ms": statistics.median(c[1] for c in hello_all)},
+    }
+    if table:
+        summary.update({
+            "cold_over_hello": max(r["cold_over_hello"] for r in table.values()),
+            "cold_over_hello_without_init": max(r["cold_over_hello_without_init"]
+                                                for r in table.values()),
+            "first_over_warm": max(r["first_over_warm"] for r in table.values()),
+            "first_over_warm_without_init": max(r["first_over_warm_without_init"]
+                                                for r in table.values()),
+        })
+    return dict(table, **summary), failures
+
+
+def print_tls(tls, failures):
+    def ok(v, goal):
+        return "ok" if v <= goal else "MISS"
+
+    print(f"\nover TLS{'':16} {'cold ms':>8} {'/sdk':>5} {'':4} {'w/o init':>8} {'/sdk':>5} "
+          f"{'first':>7} {'warm':>6} {'/warm':>6} {'':4} {'w/o init':>8} {'warm':>6} {'/warm':>6}  "
+          f"{'handshakes: init/first (w/o init), freeze'}")
+    for name, r in tls.items():
+        if not isinstance(r, dict) or "first_ms" not in r:
+            continue
+        print(f"{name:24} {r['cold_net_ms']:8.1f} {r['cold_over_hello']:5.2f} "
+              f"{ok(r['cold_over_hello'], TLS_COLD_GOAL):4} {r['cold_net_ms_without_init']:8.1f} "
+              f"{r['cold_over_hello_without_init']:5.2f} {r['first_ms']:7.2f} {r['warm_ms']:6.2f} "
+              f"{r['first_over_warm']:6.2f} {ok(r['first_over_warm'], TLS_FIRST_GOAL):4} "
+              f"{r['first_ms_without_init']:8.2f} {r['warm_ms_without_init']:6.2f} "
+              f"{r['first_over_warm_without_init']:6.2f}  "
+              f"{r['handshakes_in_init']}/{r['handshakes_in_first']} "
+              f"({r['handshakes_in_init_without_init']}/{r['handshakes_in_first_without_init']}), "
+              f"{r['handshakes_after_freeze']}")
+    if "cold_over_hello" in tls:
+        print(f"worst: cold {tls['cold_over_hello']:.2f}x hello-sdk "
+              f"({tls['cold_over_hello_without_init']:.2f}x without init's connections), first "
+              f"request {tls['first_over_warm']:.2f}x warm ({tls['first_over_warm_without_init']:.2f}x "
+              "without)")
+    print(f"over TLS: the emulator behind a local TLS terminator (RSA 2048, a throwaway CA the "
+          f"functions trust); median of {tls['starts']} starts per mode, alternating with "
+          f"hello-sdk (cold {tls['hello-sdk']['cold_net_ms']:.1f} ms); cold: exec to first response "
+          "less emulator round trips (init's included); first: the first real event of a fresh "
+          f"process; warm: p50 of {tls['warm']} more in that process; a freeze of {tls['freeze_s']} s "
+          "(SIGSTOP) before one more event must keep the pool (handshakes after it: last column). "
+          "Goals: first <= 1.5x warm, cold <= 1.1x hello-sdk, no handshake in a first request when "
+          f"init opened the connections (its runs with overlapping handshakes {TLS_STAGGER_S * 1e3:.0f} "
+          "ms apart).")
+    for failure in failures:
+        print(f"FAIL: {failure}")
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -333,11 +522,14 @@ def main():
         "report-community-media": event("report-community-media/not-found.json"),
     }
 
+    def binary_of(name):
+        return (os.path.join(args.lambda_dir, name, "bootstrap") if args.lambda_dir
+                else os.path.join(args.bin_dir, name))
+
     rows = {}
     names = ["hello", "hello-sdk"] + FUNCTIONS
     for name in names:
-        binary = (os.path.join(args.lambda_dir, name, "bootstrap") if args.lambda_dir
-                  else os.path.join(args.bin_dir, name))
+        binary = binary_of(name)
         if not os.path.exists(binary):
             print(f"{name}: no {binary}; run cargo lambda build --release first")
             continue
@@ -390,6 +582,10 @@ def main():
                 proc.wait()
                 api.server.shutdown()
 
+    http_functions = [n for n in FUNCTIONS if n in warm_event]
+    tls, tls_failures = tls_run(binary_of, http_functions, env, proxy, cold_event, warm_event,
+                                starts, warm_n, args.out, args.quick)
+
     if args.arm64_dir:
         arm64(args.arm64_dir, names, rows, cold_event, env)
 
@@ -441,9 +637,14 @@ def main():
                                                  else f", x86_64 answered {r.get('cold_answer')}: MISMATCH"))
                 print(f"{name:24} {r['size_mb']:9.2f} {r['arm64_size_mb']:9.2f} "
                       f"{r['arm64_size_mb'] / r['size_mb']:6.2f}  {said}")
+    print_tls(tls, tls_failures)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "perf.json"), "w") as f:
-        json.dump(dict(starts=starts, warm=warm_n, rows=rows), f, indent=1)
+        json.dump(dict(starts=starts, warm=warm_n, rows=rows, tls=tls), f, indent=1)
+    # The test command's check (quick mode): init's connections must spare the first request
+    # its handshake. The full run reports a miss and goes on to the other benchmarks.
+    if tls_failures and args.quick:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

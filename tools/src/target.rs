@@ -95,6 +95,9 @@ impl Target {
             stage_max_bytes: joip::config::DEFAULT_STAGE_MAX_BYTES,
             reports_per_hour: joip::config::DEFAULT_REPORTS_PER_HOUR,
             report_hide_threshold: joip::config::DEFAULT_REPORT_HIDE_THRESHOLD,
+            // The CLI serves no requests: nothing to open ahead of one.
+            open_connections: false,
+            extra_roots: None,
         };
         Ok(Self {
             app: App::new(config, &sdk),

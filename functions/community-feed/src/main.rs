@@ -1,5 +1,6 @@
 //! `GET /api/community/media` (public).
 
+use joip::connections::Peer;
 use lambda_http::{service_fn, Error, Request};
 
 #[tokio::main]
@@ -10,6 +11,9 @@ async fn main() -> Result<(), Error> {
     app.config
         .cursor_key(joip::service::feed::FEED_CURSOR_PURPOSE)
         .ok_or("JOIP_CURSOR_SECRET is not set")?;
+    // What the first request calls at once, connected before it arrives.
+    app.open_connections(&[Peer::Index(joip::store::keys::FEED_SHARDS as usize)])
+        .await;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(joip::routes::community_feed::handle(app, req).await)

@@ -13,6 +13,10 @@ pub const COMMUNITY_PREFIX: &str = "community/";
 /// here; never served).
 pub const STAGING_PREFIX: &str = "staging/";
 
+/// The key start-up HEADs to open a connection to a bucket (`crate::connections`): outside every
+/// prefix, so no object ever has it and no policy serves it (the answer, 403 or 404, is the point).
+pub const CONNECTION_PROBE: &str = "connection-probe";
+
 /// `users/{user}/`: everything of one user's in the user-media bucket.
 pub fn user_prefix(user: &UserId) -> String {
     format!("{USER_PREFIX}{user}/")

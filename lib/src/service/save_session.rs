@@ -2,9 +2,9 @@
 //! once, and answered with 200 only when every media object of the copy is in place.
 //!
 //! The life of a save: the media plan (every entry of the copy, with the source key of each object
-//! to copy) is put under the new session's partition; one transaction claims the save, charges,
-//! checks that the source is still public, and creates the session in state `copying` with a copy
-//! lease held by this request. The copier renews the lease as it copies; when every object is in
+//! to copy) is written under the new session's partition, inside the claim when it is small, else
+//! just before it; one transaction claims the save, charges, checks that the source is still
+//! public, and creates the session in state `copying` with a copy lease held by this request. The copier renews the lease as it copies; when every object is in
 //! place a small fixed transaction marks the save `ready`. A copier that dies stops renewing:
 //! whoever finds the lease lapsed (the next request for the same save, or the `save-reaper`) takes
 //! the lease over and finishes from the same plan, skipping objects already copied. A copy that
@@ -18,7 +18,7 @@ use crate::error::{AppError, Report};
 use crate::service::activity;
 use crate::store::ids::counters;
 use crate::store::items::{SaveRecord, SaveState, SessionItem, SessionMedia, SessionState};
-use crate::store::{keys, media_chunks, ClaimRefused, StoreError, Written};
+use crate::store::{keys, media_chunks, ClaimRefused, StoreError, Written, CLAIM_PLAN_CHUNKS};
 use crate::App;
 use futures_util::StreamExt;
 use serde_json::json;
@@ -180,9 +180,22 @@ pub async fn save_community_session(
         created_at: rfc3339_millis(now),
     };
 
-    let claimed = match app.store.put_media_plan(&chunks).await {
-        Ok(()) => app.store.claim_save(user, &record, &copy, &activity).await,
-        Err(e) => Err(e),
+    // A small plan rides in the claim (one round trip fewer); a large one is put first, so the
+    // claim never grows with the session.
+    let plan_in_claim = chunks.len() <= CLAIM_PLAN_CHUNKS;
+    let claimed = if plan_in_claim {
+        app.store
+            .claim_save(user, &record, &copy, &activity, &chunks)
+            .await
+    } else {
+        match app.store.put_media_plan(&chunks).await {
+            Ok(()) => {
+                app.store
+                    .claim_save(user, &record, &copy, &activity, &[])
+                    .await
+            }
+            Err(e) => Err(e),
+        }
     };
     let claimed = match claimed {
         // The answer may have been lost after the claim committed: the save record, naming this
@@ -196,8 +209,9 @@ pub async fn save_community_session(
         },
         claimed => claimed,
     };
-    if !matches!(claimed, Ok(Ok(()))) {
-        // The plan's chunks are unreachable without the session item: remove them.
+    if !plan_in_claim && !matches!(claimed, Ok(Ok(()))) {
+        // The plan's chunks are unreachable without the session item: remove them (a plan that
+        // rode in an uncommitted claim was never written).
         if let Err(e) = app.store.delete_media_plan(id, chunks.len()).await {
             tracing::warn!(error = %Report(&e), session_id = %id, "could not delete an unclaimed media plan");
         }

@@ -14,6 +14,10 @@ pub const GSI1PK: &str = "gsi1pk";
 /// GSI1 sort key attribute.
 pub const GSI1SK: &str = "gsi1sk";
 
+/// The partition (and sort) key start-up reads to open a connection to the table
+/// (`crate::connections`): no item, and no GSI1 entry, ever has it.
+pub const CONNECTION_PROBE: &str = "PROBE#connection";
+
 /// `USER#{id}`: the user's partition (profile, save records, activity).
 pub fn user(user: &UserId) -> String {
     format!("USER#{user}")

@@ -25,7 +25,7 @@ pub use ids::IdAllocator;
 pub use media::MediaPage;
 pub use moderation::{reason_attribute, RateSlot, Reported};
 pub use records::media_chunks;
-pub use saves::ClaimRefused;
+pub use saves::{ClaimRefused, CLAIM_PLAN_CHUNKS};
 pub use share_codes::{LimitChange, Spent};
 
 /// Whether a conditional write committed.

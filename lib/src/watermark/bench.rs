@@ -42,13 +42,14 @@ pub fn mark_rgba(width: u32, height: u32) -> MarkImage {
 }
 
 /// Decodes and encodes `input` again exactly as the fallback path does, without the mark:
-/// the floor for PNG, WebP and progressive JPEG.
+/// the floor for PNG and WebP.
 pub fn reencode(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
     let format = sniff::sniff(input).ok_or(WatermarkError::Unsupported("not an image"))?;
     fallback::transcode(input, format, limits, false)
 }
 
-/// Whether `input` is a JPEG the DCT path takes (baseline or extended sequential, Huffman).
+/// Whether `input` is a JPEG the DCT path stamps (every JPEG it does not refuse: sequential,
+/// progressive, arithmetic-coded).
 pub fn takes_dct_path(input: &[u8]) -> bool {
     sniff::sniff(input) == Some(Format::Jpeg)
         && super::jpeg::stamp(input, &Limits::default()).is_ok()

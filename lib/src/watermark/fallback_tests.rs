@@ -238,13 +238,18 @@ fn lossy_webp_stays_lossy_at_its_quality_and_matches_a_plain_re_encode_outside_t
             w as u32,
             h as u32,
             channels,
-            WebPKind::Lossy { quality: 85.0 },
+            WebPKind::Lossy {
+                quality: 85.0,
+                source_bytes: 0,
+                colour_bytes: 0,
+            },
+            None,
             None,
         )
         .unwrap();
         let out = stamp(&source, &Limits::default()).unwrap();
         assert_eq!(out.mime, "image/webp");
-        let WebPKind::Lossy { quality } = webp::kind(&out.bytes) else {
+        let WebPKind::Lossy { quality, .. } = webp::kind(&out.bytes) else {
             panic!("{channels} channels: a lossy source came out lossless");
         };
         assert!((75.0..=87.0).contains(&quality), "written at {quality}");
@@ -294,21 +299,18 @@ fn mean_diff(a: &image::GrayImage, b: &image::GrayImage, mark: &Overlay, inside:
     sum as f64 / n as f64
 }
 
-fn is_baseline(jpeg: &[u8]) -> bool {
-    let segs = segments(jpeg);
-    segs.iter().any(|(m, _)| *m == 0xC0) && !segs.iter().any(|(m, _)| *m == 0xC2)
-}
-
 #[test]
-fn a_progressive_jpeg_takes_the_fallback_and_is_marked() {
+fn a_progressive_jpeg_stays_progressive_and_is_marked() {
     let limits = Limits::default();
-    assert_eq!(
-        jpeg::stamp(PROGRESSIVE, &limits),
-        Err(WatermarkError::NeedsFallback("progressive JPEG"))
-    );
+    // The planes path of issue 21 (jpeg.rs), not the fallback.
+    assert!(jpeg::stamp(PROGRESSIVE, &limits).is_ok());
     let out = stamp(PROGRESSIVE, &limits).unwrap();
     assert_eq!(out.mime, "image/jpeg");
-    assert!(is_baseline(&out.bytes), "written as baseline");
+    let segs = segments(&out.bytes);
+    assert!(
+        segs.iter().any(|(m, _)| *m == 0xC2),
+        "written progressive, with the input's script"
+    );
     let (before, after) = (
         decode(PROGRESSIVE).to_luma8(),
         decode(&out.bytes).to_luma8(),
@@ -333,25 +335,6 @@ fn assert_marked_once_over(inside: f64, outside: f64) {
 }
 
 #[test]
-fn the_fallback_jpeg_encoder_marks_a_baseline_file_too() {
-    let (w, h) = (240, 160);
-    let mut input = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut input, 92)
-        .write_image(&photo(w, h, 9), w as u32, h as u32, ExtendedColorType::Rgb8)
-        .unwrap();
-    let out = fallback::stamp(&input, Format::Jpeg, &Limits::default()).unwrap();
-    assert_eq!(out.mime, "image/jpeg");
-    assert!(is_baseline(&out.bytes));
-    let (before, after) = (decode(&input).to_luma8(), decode(&out.bytes).to_luma8());
-    let mark = Overlay::new(w as u32, h as u32, Orientation::UPRIGHT);
-    let (inside, outside) = (
-        mean_diff(&before, &after, &mark, true),
-        mean_diff(&before, &after, &mark, false),
-    );
-    assert_marked_once_over(inside, outside);
-}
-
-#[test]
 fn exif_orientation_is_applied_and_the_mark_lands_bottom_right() {
     // Orientation 6: stored landscape, displayed portrait turned 90° clockwise.
     let (w, h) = (300u32, 200u32);
@@ -371,12 +354,18 @@ fn exif_orientation_is_applied_and_the_mark_lands_bottom_right() {
     // Pixel-exact outside the mark of the upright (200 x 300) image.
     assert_exact_outside_the_mark(&upright, &decode(&out.bytes), "PNG orientation 6");
 
+    // JPEG now takes the DCT domain (issue 21): stored pixels kept, the tag kept alone.
     let jpeg_in = with_segments(PROGRESSIVE, &[camera_exif(6)]);
     let out = stamp(&jpeg_in, &Limits::default()).unwrap();
-    assert!(!out.bytes.windows(4).any(|c| c == b"Exif"), "no EXIF left");
+    assert!(
+        !out.bytes.windows(5).any(|c| c == b"Canon"),
+        "camera EXIF dropped"
+    );
     let mut upright = decode(PROGRESSIVE);
     upright.apply_orientation(image::metadata::Orientation::Rotate90);
-    let (before, after) = (upright.to_luma8(), decode(&out.bytes).to_luma8());
+    let mut shown = decode(&out.bytes);
+    shown.apply_orientation(image::metadata::Orientation::Rotate90);
+    let (before, after) = (upright.to_luma8(), shown.to_luma8());
     assert_eq!(before.dimensions(), (160, 240));
     assert_eq!(after.dimensions(), (160, 240));
     let mark = Overlay::new(160, 240, Orientation::UPRIGHT);
@@ -474,13 +463,27 @@ fn a_png_bomb_is_refused_before_decoding() {
 #[test]
 fn lossless_webp_is_held_to_two_fifths_of_the_pixel_limit() {
     let (w, h) = (100u32, 100u32);
-    let lossless = webp::encode(&pixels(100, 100, 3), w, h, 3, WebPKind::Lossless, None).unwrap();
+    let lossless = webp::encode(
+        &pixels(100, 100, 3),
+        w,
+        h,
+        3,
+        WebPKind::Lossless,
+        None,
+        None,
+    )
+    .unwrap();
     let lossy = webp::encode(
         &pixels(100, 100, 3),
         w,
         h,
         3,
-        WebPKind::Lossy { quality: 80.0 },
+        WebPKind::Lossy {
+            quality: 80.0,
+            source_bytes: 0,
+            colour_bytes: 0,
+        },
+        None,
         None,
     )
     .unwrap();
@@ -530,4 +533,333 @@ fn animations_and_broken_files_are_never_published() {
         "progressive with garbage scans: {:?}",
         r.as_ref().map(|s| s.bytes.len())
     );
+}
+
+/// A Debian tool the oracle tests need, or `None` with a loud message when it is absent.
+fn tool(name: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        eprintln!("SKIPPED: `{name}` not found: install the Debian package `{package}`");
+    }
+    found
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("joip-fallback-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `cwebp` with `args` over `input` (a PNG).
+fn cwebp(cwebp: &std::path::Path, input: &[u8], args: &[&str], dir: &std::path::Path) -> Vec<u8> {
+    let (src, dst) = (dir.join("in.png"), dir.join("out.webp"));
+    std::fs::write(&src, input).unwrap();
+    let status = std::process::Command::new(cwebp)
+        .args(args)
+        .arg("-quiet")
+        .arg(&src)
+        .arg("-o")
+        .arg(&dst)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cwebp {args:?}");
+    std::fs::read(&dst).unwrap()
+}
+
+#[test]
+fn segment_coded_lossy_webp_keeps_its_size_and_quality() {
+    let Some(cwebp_bin) = tool("cwebp", "webp") else {
+        return;
+    };
+    let dir = scratch("segments");
+    let (w, h) = (480u32, 320u32);
+    let source = png(
+        &pixels(w as usize, h as usize, 3),
+        w,
+        h,
+        ExtendedColorType::Rgb8,
+        None,
+    );
+    let mark = Overlay::new(w, h, Orientation::UPRIGHT);
+    for args in [
+        &["-q", "75", "-segments", "4", "-sns", "50"][..],
+        &["-q", "75", "-segments", "4", "-sns", "100"],
+        &["-q", "50", "-segments", "4", "-sns", "100", "-f", "60"],
+        &[
+            "-q",
+            "90",
+            "-segments",
+            "4",
+            "-sns",
+            "80",
+            "-sharpness",
+            "5",
+        ],
+        &["-q", "30", "-segments", "2", "-sns", "100"],
+    ] {
+        let input = cwebp(&cwebp_bin, &source, args, &dir);
+        let out = stamp(&input, &Limits::default()).unwrap().bytes;
+        let ratio = out.len() as f64 / input.len() as f64;
+        let psnr = psnr_outside(&decode(&input).to_rgba8(), &decode(&out).to_rgba8(), &mark);
+        println!(
+            "{args:?}: {} -> {} bytes ({ratio:.2}x), {psnr:.1} dB outside the mark",
+            input.len(),
+            out.len()
+        );
+        assert!(
+            (0.75..=1.25).contains(&ratio),
+            "{args:?}: {ratio:.2}x the input"
+        );
+        assert!(psnr >= 35.0, "{args:?}: {psnr:.1} dB");
+    }
+}
+
+#[test]
+fn webp_is_refused_exactly_when_dwebp_refuses_it() {
+    let (Some(cwebp_bin), Some(dwebp)) = (tool("cwebp", "webp"), tool("dwebp", "webp")) else {
+        return;
+    };
+    let dir = scratch("dwebp");
+    let source = png(
+        &pixels(200, 136, 4),
+        200,
+        136,
+        ExtendedColorType::Rgba8,
+        None,
+    );
+    let mut published = 0;
+    for args in [&["-q", "80", "-segments", "4"][..], &["-lossless"]] {
+        let whole = cwebp(&cwebp_bin, &source, args, &dir);
+        let mut cases = Vec::new();
+        for cut in [
+            whole.len() / 4,
+            whole.len() / 2,
+            whole.len() - 40,
+            whole.len() - 1,
+        ] {
+            cases.push(whole[..cut].to_vec());
+        }
+        // Seeded byte flips past the headers.
+        let mut seed = 0x9E37_79B9u32;
+        for _ in 0..24 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let mut flipped = whole.clone();
+            let at = 40 + seed as usize % (whole.len() - 40);
+            flipped[at] ^= 1 << (seed >> 29);
+            cases.push(flipped);
+        }
+        cases.push(whole);
+        for (i, case) in cases.iter().enumerate() {
+            let file = dir.join("case.webp");
+            std::fs::write(&file, case).unwrap();
+            let oracle = std::process::Command::new(&dwebp)
+                .arg(&file)
+                .arg("-o")
+                .arg(dir.join("case.png"))
+                .output()
+                .unwrap()
+                .status
+                .success();
+            let ours = stamp(case, &Limits::default());
+            assert_eq!(
+                ours.is_ok(),
+                oracle,
+                "{args:?} case {i}: dwebp {oracle}, ours {:?}",
+                ours.as_ref().map(|s| s.bytes.len())
+            );
+            published += usize::from(oracle);
+        }
+    }
+    assert!(published >= 2, "the intact files are published");
+}
+
+/// A C program that reads a PNG with libpng to the end (`png_read_png` reads through IEND) and exits
+/// non-zero on any error: the oracle for what we must refuse.
+const LIBPNG_ORACLE: &str = r#"
+#include <png.h>
+#include <stdio.h>
+#include <setjmp.h>
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[1], "rb");
+    if (!f) return 2;
+    png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(p);
+    png_infop end = png_create_info_struct(p);
+    if (setjmp(png_jmpbuf(p))) { fclose(f); return 1; }
+    png_init_io(p, f);
+    png_read_png(p, info, PNG_TRANSFORM_EXPAND, NULL);
+    png_destroy_read_struct(&p, &info, &end);
+    fclose(f);
+    return 0;
+}
+"#;
+
+/// Rewrites the CRC of the chunk starting at `at` after its data was changed.
+fn fix_crc(png: &mut [u8], at: usize) {
+    let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+    let kind: [u8; 4] = png[at + 4..at + 8].try_into().unwrap();
+    let fixed = png_chunk(&kind, &png[at + 8..at + 8 + len]);
+    png[at..at + 12 + len].copy_from_slice(&fixed);
+}
+
+/// Offset of the first chunk of `kind`.
+fn chunk_at(png: &[u8], kind: &[u8; 4]) -> usize {
+    let mut at = 8;
+    loop {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        if &png[at + 4..at + 8] == kind {
+            return at;
+        }
+        at += 12 + len;
+    }
+}
+
+#[test]
+fn png_is_refused_exactly_when_libpng_refuses_it() {
+    let Some(cc) = tool("cc", "gcc") else {
+        return;
+    };
+    let dir = scratch("libpng");
+    let src = dir.join("oracle.c");
+    let oracle = dir.join("oracle");
+    std::fs::write(&src, LIBPNG_ORACLE).unwrap();
+    let built = std::process::Command::new(cc)
+        .arg(&src)
+        .arg("-o")
+        .arg(&oracle)
+        .arg("-lpng")
+        .status()
+        .unwrap();
+    if !built.success() {
+        eprintln!(
+            "SKIPPED: the libpng oracle does not build: install the Debian package `libpng-dev`"
+        );
+        return;
+    }
+    let whole = png_with_chunks(
+        &png(&pixels(120, 90, 4), 120, 90, ExtendedColorType::Rgba8, None),
+        &[png_chunk(b"tEXt", b"Comment\0hello")],
+    );
+    let idat = chunk_at(&whole, b"IDAT");
+    let idat_len = u32::from_be_bytes(whole[idat..idat + 4].try_into().unwrap()) as usize;
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![("intact", whole.clone())];
+    let mut bad_crc = whole.clone();
+    bad_crc[idat + 8 + idat_len / 2] ^= 0x10;
+    cases.push(("IDAT data changed, CRC not", bad_crc));
+    let mut adler = whole.clone();
+    adler[idat + 8 + idat_len - 1] ^= 0x01;
+    fix_crc(&mut adler, idat);
+    cases.push(("Adler-32 wrong", adler));
+    let mut ancillary = whole.clone();
+    let text = chunk_at(&ancillary, b"tEXt");
+    ancillary[text + 9] ^= 0x01;
+    cases.push(("tEXt CRC wrong", ancillary));
+    cases.push(("cut inside IDAT", whole[..idat + 8 + idat_len / 2].to_vec()));
+    cases.push(("cut before IEND", whole[..whole.len() - 12].to_vec()));
+    let mut trailing = whole.clone();
+    trailing.extend_from_slice(b"garbage after IEND");
+    cases.push(("bytes after IEND", trailing));
+    for (what, case) in &cases {
+        let file = dir.join("case.png");
+        std::fs::write(&file, case).unwrap();
+        let libpng = std::process::Command::new(&oracle)
+            .arg(&file)
+            .status()
+            .unwrap()
+            .success();
+        let ours = stamp(case, &Limits::default());
+        println!(
+            "{what}: libpng {libpng}, ours {:?}",
+            ours.as_ref().map(|s| s.bytes.len())
+        );
+        assert_eq!(ours.is_ok(), libpng, "{what}: ours {ours:?}");
+    }
+}
+
+/// Blue ground, yellow bars and a black ring: the hard synthetic edges of the conformance
+/// corpus (`tools/conformance/generate.py`), where one lossy generation blurs the chroma.
+fn hard_edges(w: u32, h: u32) -> Vec<u8> {
+    let mut px = Vec::with_capacity((w * h * 3) as usize);
+    let step = (w / 9).max(1);
+    for y in 0..h {
+        for x in 0..w {
+            let bar = x / step;
+            let in_bar = x % step <= step / 2 && y >= (bar * 7) % h;
+            let (dx, dy) = (
+                (x as f32 - w as f32 / 2.0) / (w as f32 / 4.0),
+                (y as f32 - h as f32 / 2.0) / (h as f32 / 4.0),
+            );
+            let r = (dx * dx + dy * dy).sqrt();
+            let rgb = if (0.95..=1.05).contains(&r) {
+                [0, 0, 0]
+            } else if in_bar {
+                [250, (240 - bar * 20 % 240) as u8, 10]
+            } else {
+                [20, 40, 200]
+            };
+            px.extend_from_slice(&rgb);
+        }
+    }
+    px
+}
+
+#[test]
+fn lossy_webp_of_hard_edges_keeps_its_quality_and_photographs_do_not_grow() {
+    let Some(cwebp_bin) = tool("cwebp", "webp") else {
+        return;
+    };
+    let dir = scratch("edges");
+    let (w, h) = (173u32, 97u32);
+    let edges = png(&hard_edges(w, h), w, h, ExtendedColorType::Rgb8, None);
+    let (pw, ph) = (480u32, 320u32);
+    let photo = png(
+        &pixels(pw as usize, ph as usize, 3),
+        pw,
+        ph,
+        ExtendedColorType::Rgb8,
+        None,
+    );
+    for args in [
+        &["-q", "20"][..],
+        &["-q", "75"],
+        &["-q", "95"],
+        &["-q", "75", "-segments", "1"],
+        &["-q", "75", "-sharp_yuv"],
+    ] {
+        let input = cwebp(&cwebp_bin, &edges, args, &dir);
+        let out = stamp(&input, &Limits::default()).unwrap().bytes;
+        let mark = Overlay::new(w, h, Orientation::UPRIGHT);
+        let psnr = psnr_outside(&decode(&input).to_rgba8(), &decode(&out).to_rgba8(), &mark);
+        let ratio = out.len() as f64 / input.len() as f64;
+        println!(
+            "edges {args:?}: {} -> {} bytes ({ratio:.2}x), {psnr:.1} dB",
+            input.len(),
+            out.len()
+        );
+        assert!(
+            psnr >= 35.0,
+            "edges {args:?}: {psnr:.1} dB outside the mark"
+        );
+        assert!(ratio <= 1.6, "edges {args:?}: {ratio:.2}x the input");
+        assert!(
+            matches!(webp::kind(&out), WebPKind::Lossy { .. }),
+            "edges {args:?}: stays lossy"
+        );
+
+        let input = cwebp(&cwebp_bin, &photo, args, &dir);
+        let out = stamp(&input, &Limits::default()).unwrap().bytes;
+        let ratio = out.len() as f64 / input.len() as f64;
+        println!(
+            "photo {args:?}: {} -> {} bytes ({ratio:.2}x)",
+            input.len(),
+            out.len()
+        );
+        assert!(ratio <= 1.05, "photo {args:?}: {ratio:.2}x the input");
+    }
 }

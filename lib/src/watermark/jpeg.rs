@@ -1,15 +1,22 @@
-//! Sequential JPEG stamped in the DCT domain (DESIGN.md invariant 4, issue 9).
+//! JPEG stamped in the DCT domain (DESIGN.md invariant 4, issues 9 and 21).
 //!
 //! Only the 8x8 blocks under the mark are decoded to samples, blended, and re-quantised with
-//! the file's own tables; every other block keeps its quantised coefficients. The scan is not
-//! re-encoded either, where that can be avoided:
+//! the file's own tables; every other block keeps its quantised coefficients.
+//!
+//! Every JPEG that is not a single baseline-like scan (progressive, several scans, CMYK or
+//! other component counts, any sampling libjpeg reads) is decoded whole to coefficients by
+//! `jpeg_read.rs`, stamped there, and written again by the scan writer: "the planes path".
+//!
+//! A single sequential scan of one or three components takes "the splice path": the scan is
+//! not re-encoded where that can be avoided, yet every bit of it is Huffman-decoded and
+//! checked, so a cut or damaged scan is never published:
 //! - the entropy-coded bytes before the first MCU the mark touches are copied as they are
 //!   (where that MCU starts is found by Huffman decoding alone: no IDCT, no colour);
 //! - the MCUs from there to one past the last marked MCU are decoded and re-encoded (the one
 //!   past, because its DC differences refer to a block that changed);
 //! - the rest of the scan is spliced back bit for bit: its symbols are unchanged, only its bit
-//!   alignment may differ;
-//! - with restart intervals, intervals the mark does not touch are copied whole.
+//!   alignment may differ (it is decoded all the same, symbols only, to check it);
+//! - with restart intervals, intervals the mark does not touch are copied whole (checked too).
 //!
 //! The file's Huffman tables are kept when they have a code for every new symbol. Otherwise
 //! (typical of files written with optimised tables, which hold only the symbols the photo
@@ -19,32 +26,33 @@
 
 use std::ops::Range;
 
-use super::dct;
+use super::coef::{FrameComponent, FrameGeometry};
+use super::coef_mark::{self, ComponentInk};
 use super::huffman::{
-    optimal_table, BitReader, BitWriter, Block, BlockSink, DecodeTable, EncodeTable, Encoder,
-    HuffSpec, MissingCode, ScanError, SymbolCounter, ZIGZAG,
+    optimal_table, std_chroma_ac, std_chroma_dc, std_luma_ac, std_luma_dc, BitReader, BitWriter,
+    Block, BlockSink, DecodeTable, EncodeTable, Encoder, HuffSpec, MissingCode, ScanError,
+    SymbolCounter,
 };
+use super::jpeg_read::{self, ScanHeader};
+use super::jpeg_write;
 use super::mark::Overlay;
 use super::orientation::{self, Orientation};
 use super::sniff::check_pixels;
 use super::{Limits, WatermarkError};
 
-const SOI: u8 = 0xD8;
-const EOI: u8 = 0xD9;
-const SOS: u8 = 0xDA;
-const DQT: u8 = 0xDB;
-const DNL: u8 = 0xDC;
-const DRI: u8 = 0xDD;
-const DHT: u8 = 0xC4;
-const DAC: u8 = 0xCC;
-const APP0: u8 = 0xE0;
+pub(crate) const SOI: u8 = 0xD8;
+pub(crate) const EOI: u8 = 0xD9;
+pub(crate) const SOS: u8 = 0xDA;
+pub(crate) const DQT: u8 = 0xDB;
+pub(crate) const DNL: u8 = 0xDC;
+pub(crate) const DRI: u8 = 0xDD;
+pub(crate) const DHT: u8 = 0xC4;
+pub(crate) const DAC: u8 = 0xCC;
+pub(crate) const APP0: u8 = 0xE0;
 const APP1: u8 = 0xE1;
 const APP2: u8 = 0xE2;
 const APP14: u8 = 0xEE;
-const COM: u8 = 0xFE;
-
-/// Why an arithmetic-coded file (SOF9 to SOF15, or a DAC segment) is refused.
-const ARITHMETIC: &str = "arithmetic-coded JPEG";
+pub(crate) const COM: u8 = 0xFE;
 
 /// Which Huffman tables the output scan uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,11 +76,11 @@ pub(crate) struct Report {
     pub changed_blocks: usize,
 }
 
-fn corrupt(what: &str) -> WatermarkError {
+pub(crate) fn corrupt(what: &str) -> WatermarkError {
     WatermarkError::Corrupt(what.to_owned())
 }
 
-fn truncated() -> WatermarkError {
+pub(crate) fn truncated() -> WatermarkError {
     corrupt("truncated")
 }
 
@@ -100,64 +108,85 @@ impl From<MissingCode> for Fail {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Component {
-    id: u8,
-    h: usize,
-    v: usize,
-    tq: usize,
-}
-
-struct Frame {
-    width: usize,
-    height: usize,
-    components: Vec<Component>,
+/// The frame header (SOF) of a DCT JPEG we decode: 8-bit, Huffman or arithmetic coding.
+pub(crate) struct Frame {
+    pub width: usize,
+    pub height: usize,
+    pub components: Vec<FrameComponent>,
+    pub progressive: bool,
+    pub arithmetic: bool,
 }
 
 /// Colour model of the samples, which decides what "white" and "black" are per component.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Colour {
+pub(crate) enum Colour {
     Gray,
     YCbCr,
     Rgb,
+    /// Adobe CMYK, stored inverted (255 is no ink), as Photoshop writes it.
+    Cmyk,
+    /// Adobe YCCK: inverted CMY as YCbCr, and inverted K.
+    Ycck,
+    /// Any other component count: every component treated as a lightness.
+    Other,
+}
+
+impl Colour {
+    /// Sample values of the mark's ink (white) and shadow (black) in component `c`: 128 in
+    /// both for the chroma of YCbCr and YCCK, full scale elsewhere (inverted CMYK included).
+    pub fn ink_and_shade(self, c: usize) -> (f32, f32) {
+        match (self, c) {
+            (Colour::YCbCr | Colour::Ycck, 1 | 2) => (128.0, 128.0),
+            _ => (255.0, 0.0),
+        }
+    }
 }
 
 /// A header segment as it goes to the output.
-enum Piece {
+pub(crate) enum Piece {
     /// Copied from the input.
     Keep(Range<usize>),
+    /// SOF, DQT or DRI: copied by the splice path, written anew by the planes path.
+    Coding(Range<usize>),
     /// A DHT, copied unless the scan gets new tables.
     Dht(Range<usize>),
     /// JFIF APP0 without its thumbnail.
     App0(Vec<u8>),
 }
 
-/// One component of the scan: frame index and table ids.
-#[derive(Clone, Copy)]
-struct ScanComponent {
-    component: usize,
-    dc: usize,
-    ac: usize,
+/// One component of a scan: frame index and table ids.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ScanComponent {
+    pub component: usize,
+    pub dc: usize,
+    pub ac: usize,
 }
 
-/// Everything before the entropy-coded data.
+pub(crate) use super::arith::Conditioning;
+
+/// Everything before the entropy-coded data of the first scan.
 pub(crate) struct Header {
-    frame: Frame,
-    quant: [Option<[u16; 64]>; 4],
-    dc: [Option<HuffSpec>; 4],
-    ac: [Option<HuffSpec>; 4],
-    restart_interval: usize,
+    pub frame: Frame,
+    pub quant: [Option<[u16; 64]>; 4],
+    pub dc: [Option<HuffSpec>; 4],
+    pub ac: [Option<HuffSpec>; 4],
+    pub conditioning: Conditioning,
+    pub restart_interval: usize,
     orientation: Orientation,
     colour: Colour,
-    scan: Vec<ScanComponent>,
+    /// The first scan's components when the splice path can take the file.
+    scan: Option<Vec<ScanComponent>>,
     pieces: Vec<Piece>,
-    sos: Range<usize>,
+    /// The first SOS segment.
+    pub sos: Range<usize>,
+    /// A DHT of the standard tables the file uses without defining them (Motion-JPEG).
+    implied_dht: Option<Vec<u8>>,
 }
 
 /// Reads the segments up to the first scan: refuses what is too large from the SOF alone,
-/// sends what the DCT path cannot stamp to the fallback, and sorts the metadata into what is
-/// kept (JFIF without thumbnail, ICC profile, Adobe colour transform) and what is dropped
-/// (EXIF, XMP, Photoshop, comments, every other APPn).
+/// and sorts the metadata into what is kept (JFIF without thumbnail, ICC profile, Adobe
+/// colour transform) and what is dropped (EXIF, XMP, Photoshop, comments, every other APPn).
+/// Whether the splice path can take the file is decided here; `jpeg_read` reads the rest.
 pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, WatermarkError> {
     if !input.starts_with(&[0xFF, SOI]) {
         return Err(WatermarkError::Unsupported("not a JPEG"));
@@ -166,6 +195,7 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
     let mut quant: [Option<[u16; 64]>; 4] = [None; 4];
     let mut dc: [Option<HuffSpec>; 4] = Default::default();
     let mut ac: [Option<HuffSpec>; 4] = Default::default();
+    let mut conditioning = Conditioning::default();
     let mut restart_interval = 0;
     let mut orientation = None;
     let mut adobe_transform = None;
@@ -207,42 +237,64 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
                     return Err(corrupt("more than one frame"));
                 }
                 frame = Some(parse_frame(marker, payload, limits)?);
-                pieces.push(Piece::Keep(range));
+                pieces.push(Piece::Coding(range));
             }
-            DAC => return Err(WatermarkError::Unsupported(ARITHMETIC)),
+            DAC => parse_dac(payload, &mut conditioning)?,
             DHT => {
                 parse_dht(payload, &mut dc, &mut ac)?;
                 pieces.push(Piece::Dht(range));
             }
             DQT => {
                 parse_dqt(payload, &mut quant)?;
-                pieces.push(Piece::Keep(range));
+                pieces.push(Piece::Coding(range));
             }
             DRI => {
-                if payload.len() != 2 {
-                    return Err(corrupt("DRI length"));
-                }
-                restart_interval = usize::from(u16::from_be_bytes([payload[0], payload[1]]));
-                pieces.push(Piece::Keep(range));
+                restart_interval = parse_dri(payload)?;
+                pieces.push(Piece::Coding(range));
             }
             SOS => {
                 let frame = frame.ok_or_else(|| corrupt("scan before frame"))?;
-                let scan = parse_sos(payload, &frame, &quant, &dc, &ac)?;
-                let colour = match frame.components.len() {
-                    1 => Colour::Gray,
-                    _ => colour_of(&frame, adobe_transform, jfif),
-                };
+                let first_scan = jpeg_read::parse_sos(payload, &frame)?;
+                let colour = colour_of(&frame, adobe_transform, jfif);
+                // Tables 0 and 1 that nothing defined are the standard ones (Motion-JPEG
+                // frames leave them out), as libjpeg decides at the first scan.
+                let mut implied = Vec::new();
+                for (id, (dc_std, ac_std)) in [
+                    (std_luma_dc(), std_luma_ac()),
+                    (std_chroma_dc(), std_chroma_ac()),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if dc[id].is_none() && !frame.arithmetic {
+                        dc_std.write_dht(0, id as u8, &mut implied)?;
+                        dc[id] = Some(dc_std);
+                    }
+                    if ac[id].is_none() && !frame.arithmetic {
+                        ac_std.write_dht(1, id as u8, &mut implied)?;
+                        ac[id] = Some(ac_std);
+                    }
+                }
+                let implied_dht = (!implied.is_empty()).then(|| {
+                    let mut seg = vec![0xFF, DHT];
+                    seg.extend_from_slice(&((implied.len() + 2) as u16).to_be_bytes());
+                    seg.extend_from_slice(&implied);
+                    seg
+                });
+                let scan = splice_scan(&frame, &first_scan, &quant, &dc, &ac);
                 return Ok(Header {
                     frame,
                     quant,
                     dc,
                     ac,
+                    conditioning,
                     restart_interval,
                     orientation: orientation.unwrap_or(Orientation::UPRIGHT),
                     colour,
                     scan,
                     pieces,
                     sos: range,
+                    implied_dht,
                 });
             }
             APP0 if payload.starts_with(b"JFIF\0") && payload.len() >= 14 => {
@@ -280,34 +332,34 @@ fn parse_frame(marker: u8, p: &[u8], limits: &Limits) -> Result<Frame, Watermark
     let width = usize::from(u16::from_be_bytes([p[3], p[4]]));
     // The size is checked first, whatever the coding: nothing is allocated for a bomb.
     check_pixels(width as u64, height as u64, limits)?;
-    // Valid files that nothing here decodes (the fallback's decoder reads neither arithmetic
-    // coding nor 12-bit samples) are unsupported, not corrupt, whatever else they are.
-    match marker {
-        0xC0..=0xC2 => {}
-        0xC9..=0xCF => return Err(WatermarkError::Unsupported(ARITHMETIC)),
+    // Valid files that nothing here decodes are unsupported, not corrupt, whatever else
+    // they are: the precision is judged before anything that depends on it.
+    let (progressive, arithmetic) = match marker {
+        0xC0 | 0xC1 => (false, false),
+        0xC2 => (true, false),
+        0xC9 => (false, true),
+        0xCA => (true, true),
         _ => return Err(WatermarkError::Unsupported("lossless or hierarchical JPEG")),
-    }
+    };
     match precision {
         8 => {}
         12 => return Err(WatermarkError::Unsupported("12-bit JPEG")),
         _ => return Err(corrupt("sample precision of a DCT frame")),
     }
-    if marker == 0xC2 {
-        return Err(WatermarkError::NeedsFallback("progressive JPEG"));
-    }
     if width == 0 {
         return Err(corrupt("zero width"));
     }
     if height == 0 {
+        // libjpeg-turbo refuses it too ("Empty JPEG image (DNL not supported)").
         return Err(WatermarkError::Unsupported("height defined by DNL"));
     }
     let n = usize::from(p[5]);
     if n == 0 || p.len() != 6 + 3 * n {
         return Err(corrupt("SOF length"));
     }
-    let components: Vec<Component> = p[6..]
+    let components: Vec<FrameComponent> = p[6..]
         .chunks_exact(3)
-        .map(|c| Component {
+        .map(|c| FrameComponent {
             id: c[0],
             h: usize::from(c[1] >> 4),
             v: usize::from(c[1] & 15),
@@ -320,29 +372,46 @@ fn parse_frame(marker: u8, p: &[u8], limits: &Limits) -> Result<Frame, Watermark
     {
         return Err(corrupt("component sampling or table"));
     }
-    if n != 1 && n != 3 {
-        return Err(WatermarkError::NeedsFallback(
-            "CMYK or other component counts",
-        ));
+    // libjpeg's MAX_COMPONENTS.
+    if n > 10 {
+        return Err(WatermarkError::Unsupported("more than 10 components"));
     }
     let hmax = components.iter().map(|c| c.h).max().unwrap_or(1);
     let vmax = components.iter().map(|c| c.v).max().unwrap_or(1);
+    // libjpeg-turbo reads them but cannot show them ("Fractional sampling not implemented").
     if components
         .iter()
         .any(|c| hmax % c.h != 0 || vmax % c.v != 0)
     {
-        return Err(WatermarkError::NeedsFallback(
-            "non-integral sampling factors",
-        ));
+        return Err(WatermarkError::Unsupported("fractional sampling factors"));
     }
     Ok(Frame {
         width,
         height,
         components,
+        progressive,
+        arithmetic,
     })
 }
 
-fn parse_dqt(mut p: &[u8], quant: &mut [Option<[u16; 64]>; 4]) -> Result<(), WatermarkError> {
+/// A DRI payload: the restart interval in MCUs (0: none).
+pub(crate) fn parse_dri(p: &[u8]) -> Result<usize, WatermarkError> {
+    match p {
+        &[a, b] => Ok(usize::from(u16::from_be_bytes([a, b]))),
+        _ => Err(corrupt("DRI length")),
+    }
+}
+
+/// A DAC payload (T.81 B.2.4.3): conditioning per table class and id, judged as libjpeg's
+/// `get_dac` judges it.
+pub(crate) fn parse_dac(p: &[u8], cond: &mut Conditioning) -> Result<(), WatermarkError> {
+    cond.parse_dac(p)
+}
+
+pub(crate) fn parse_dqt(
+    mut p: &[u8],
+    quant: &mut [Option<[u16; 64]>; 4],
+) -> Result<(), WatermarkError> {
     while let Some((&pq_tq, rest)) = p.split_first() {
         let (precision, id) = (pq_tq >> 4, usize::from(pq_tq & 15));
         let size = match precision {
@@ -370,7 +439,7 @@ fn parse_dqt(mut p: &[u8], quant: &mut [Option<[u16; 64]>; 4]) -> Result<(), Wat
     Ok(())
 }
 
-fn parse_dht(
+pub(crate) fn parse_dht(
     mut p: &[u8],
     dc: &mut [Option<HuffSpec>; 4],
     ac: &mut [Option<HuffSpec>; 4],
@@ -400,67 +469,47 @@ fn parse_dht(
     Ok(())
 }
 
-fn parse_sos(
-    p: &[u8],
+/// The first scan's components if the splice path can take the file: one sequential
+/// Huffman scan of every component of a grey or three-component frame, every table defined.
+/// Anything else (including what is invalid) goes to the planes path, which judges it.
+fn splice_scan(
     frame: &Frame,
+    scan: &ScanHeader,
     quant: &[Option<[u16; 64]>; 4],
     dc: &[Option<HuffSpec>; 4],
     ac: &[Option<HuffSpec>; 4],
-) -> Result<Vec<ScanComponent>, WatermarkError> {
-    let n = usize::from(*p.first().ok_or_else(|| corrupt("SOS length"))?);
-    if n == 0 || p.len() != 1 + 2 * n + 3 {
-        return Err(corrupt("SOS length"));
+) -> Option<Vec<ScanComponent>> {
+    let n = frame.components.len();
+    let sequential = (scan.ss, scan.se, scan.ah, scan.al) == (0, 63, 0, 0);
+    if frame.progressive
+        || frame.arithmetic
+        || !sequential
+        || (n != 1 && n != 3)
+        || scan.components.len() != n
+        || frame.components.iter().any(|c| quant[c.tq].is_none())
+        || (n > 1 && frame.components.iter().map(|c| c.h * c.v).sum::<usize>() > 10)
+        || scan.components.iter().any(|s| {
+            dc.get(s.dc).is_none_or(Option::is_none) || ac.get(s.ac).is_none_or(Option::is_none)
+        })
+    {
+        return None;
     }
-    if n != frame.components.len() {
-        return Err(WatermarkError::NeedsFallback(
-            "components in separate scans",
-        ));
-    }
-    let mut scan = Vec::with_capacity(n);
-    for c in p[1..1 + 2 * n].chunks_exact(2) {
-        let component = frame
-            .components
-            .iter()
-            .position(|f| f.id == c[0])
-            .ok_or_else(|| corrupt("scan component not in frame"))?;
-        if scan
-            .iter()
-            .any(|s: &ScanComponent| s.component == component)
-        {
-            return Err(corrupt("scan component twice"));
-        }
-        let (d, a) = (usize::from(c[1] >> 4), usize::from(c[1] & 15));
-        if d > 3 || a > 3 || dc[d].is_none() || ac[a].is_none() {
-            return Err(corrupt("scan uses an undefined Huffman table"));
-        }
-        scan.push(ScanComponent {
-            component,
-            dc: d,
-            ac: a,
-        });
-    }
-    let (ss, se, ahal) = (p[1 + 2 * n], p[2 + 2 * n], p[3 + 2 * n]);
-    if ss != 0 || se != 63 || ahal != 0 {
-        return Err(corrupt("not a sequential scan"));
-    }
-    if frame.components.iter().any(|c| quant[c.tq].is_none()) {
-        return Err(corrupt("undefined quantisation table"));
-    }
-    if n > 1 && frame.components.iter().map(|c| c.h * c.v).sum::<usize>() > 10 {
-        return Err(corrupt("more than 10 blocks per MCU"));
-    }
-    Ok(scan)
+    Some(scan.components.clone())
 }
 
 /// libjpeg's rules: an Adobe marker says it outright; JFIF means YCbCr; otherwise component
-/// ids 'R','G','B' mean RGB.
+/// ids 'R','G','B' mean RGB. Four components are CMYK, or YCCK when Adobe says so.
 fn colour_of(frame: &Frame, adobe_transform: Option<u8>, jfif: bool) -> Colour {
     let ids: Vec<u8> = frame.components.iter().map(|c| c.id).collect();
-    match adobe_transform {
-        Some(0) => Colour::Rgb,
-        Some(_) => Colour::YCbCr,
-        None if !jfif && ids == b"RGB" => Colour::Rgb,
-        None => Colour::YCbCr,
+    match (frame.components.len(), adobe_transform) {
+        (1, _) => Colour::Gray,
+        (3, Some(0)) => Colour::Rgb,
+        (3, Some(_)) => Colour::YCbCr,
+        (3, None) if !jfif && ids == b"RGB" => Colour::Rgb,
+        (3, None) => Colour::YCbCr,
+        (4, Some(2)) => Colour::Ycck,
+        (4, _) => Colour::Cmyk,
+        _ => Colour::Other,
     }
 }
 
@@ -492,13 +541,8 @@ struct Slot {
     /// Blocks per MCU across and down (1x1 in a single-component scan).
     h: usize,
     v: usize,
-    /// Pixels per sample across and down (subsampling).
-    fx: usize,
-    fy: usize,
-    quant: [u16; 64],
-    /// Sample values of the mark's ink and shadow in this component.
-    ink: f32,
-    shade: f32,
+    /// How the mark is drawn into it.
+    ink: ComponentInk,
 }
 
 /// The scan geometry, tables and mark: everything the MCU loops need.
@@ -520,30 +564,32 @@ struct Stamper<'a> {
 impl<'a> Stamper<'a> {
     fn new(input: &'a [u8], header: &Header) -> Result<Self, WatermarkError> {
         let frame = &header.frame;
+        let scan = header.scan.as_deref().ok_or(WatermarkError::NeedsFallback(
+            "not a single sequential scan",
+        ))?;
         let hmax = frame.components.iter().map(|c| c.h).max().unwrap_or(1);
         let vmax = frame.components.iter().map(|c| c.v).max().unwrap_or(1);
-        let single = header.scan.len() == 1;
+        let single = scan.len() == 1;
         // A single-component scan is not interleaved: its MCU is one block (A.2.2).
         let (mcu_w, mcu_h) = if single { (8, 8) } else { (8 * hmax, 8 * vmax) };
         let mcus_x = frame.width.div_ceil(mcu_w);
         let mcus_y = frame.height.div_ceil(mcu_h);
         let mut slots = Vec::new();
         let mut decode = Vec::new();
-        for s in &header.scan {
+        for s in scan {
             let c = frame.components[s.component];
             let (h, v) = if single { (1, 1) } else { (c.h, c.v) };
-            let (ink, shade) = match (header.colour, s.component) {
-                (Colour::YCbCr, 1 | 2) => (128.0, 128.0),
-                _ => (255.0, 0.0),
-            };
+            let (ink, shade) = header.colour.ink_and_shade(s.component);
             slots.push(Slot {
                 h,
                 v,
-                fx: hmax / c.h,
-                fy: vmax / c.v,
-                quant: header.quant[c.tq].ok_or_else(|| corrupt("quantisation table"))?,
-                ink,
-                shade,
+                ink: ComponentInk {
+                    fx: hmax / c.h,
+                    fy: vmax / c.v,
+                    quant: header.quant[c.tq].ok_or_else(|| corrupt("quantisation table"))?,
+                    ink,
+                    shade,
+                },
             });
             let spec = |t: &Option<HuffSpec>| t.clone().ok_or_else(|| corrupt("Huffman table"));
             decode.push((
@@ -552,8 +598,8 @@ impl<'a> Stamper<'a> {
             ));
         }
         if single {
-            slots[0].fx = 1;
-            slots[0].fy = 1;
+            slots[0].ink.fx = 1;
+            slots[0].ink.fy = 1;
         }
         let overlay = Overlay::new(frame.width as u32, frame.height as u32, header.orientation);
         let marked_cols = (
@@ -687,80 +733,13 @@ impl<'a> Stamper<'a> {
             for j in 0..slot.v {
                 for i in 0..slot.h {
                     let (bx, by) = (mx * slot.h + i, my * slot.v + j);
-                    if self.mark_block(slot, bx, by, &mut blocks[b]) {
+                    if coef_mark::mark_block(&self.overlay, &slot.ink, bx, by, &mut blocks[b]) {
                         changed += 1;
                     }
                     b += 1;
                 }
             }
         }
-        changed
-    }
-
-    /// Decodes one block to samples, blends the mark over it, and re-quantises it with the
-    /// file's table. Blending happens on each component's own samples: JFIF YCbCr (and RGB)
-    /// are affine in RGB, so blending towards white or black in YCbCr is exactly blending in
-    /// RGB, with no colour conversion. Subsampled chroma gets the mark's mean opacity over
-    /// the pixels each sample covers.
-    fn mark_block(&self, slot: &Slot, bx: usize, by: usize, block: &mut Block) -> bool {
-        let (px0, py0) = (bx * 8 * slot.fx, by * 8 * slot.fy);
-        let ov = &self.overlay;
-        if px0 >= ov.x1() as usize
-            || py0 >= ov.y1() as usize
-            || px0 + 8 * slot.fx <= ov.x0 as usize
-            || py0 + 8 * slot.fy <= ov.y0 as usize
-        {
-            return false;
-        }
-        let area = (slot.fx * slot.fy) as f32 * 255.0;
-        let mut ink = [0f32; 64];
-        let mut shade = [0f32; 64];
-        let mut any = false;
-        for sy in 0..8 {
-            for sx in 0..8 {
-                let (mut a, mut s) = (0u32, 0u32);
-                for dy in 0..slot.fy {
-                    for dx in 0..slot.fx {
-                        let x = (px0 + sx * slot.fx + dx) as u32;
-                        let y = (py0 + sy * slot.fy + dy) as u32;
-                        let (fa, sa) = ov.at(x, y);
-                        a += u32::from(fa);
-                        s += u32::from(sa);
-                    }
-                }
-                ink[sy * 8 + sx] = a as f32 / area;
-                shade[sy * 8 + sx] = s as f32 / area;
-                any |= a > 0 || s > 0;
-            }
-        }
-        if !any {
-            return false;
-        }
-        let mut coef = [0f32; 64];
-        for k in 0..64 {
-            coef[ZIGZAG[k]] = f32::from(block[k]) * f32::from(slot.quant[k]);
-        }
-        let mut samples = dct::inverse(&coef);
-        for (i, sample) in samples.iter_mut().enumerate() {
-            if ink[i] == 0.0 && shade[i] == 0.0 {
-                // Left unclamped so an untouched sample re-quantises to what it was.
-                continue;
-            }
-            let mut v = (*sample + 128.0).clamp(0.0, 255.0);
-            v += (slot.shade - v) * shade[i];
-            v += (slot.ink - v) * ink[i];
-            *sample = v - 128.0;
-        }
-        let coef = dct::forward(&samples);
-        let mut out = [0i16; 64];
-        for k in 0..64 {
-            let q = f32::from(slot.quant[k]);
-            // Limits of 8-bit sequential coding: DC within ±1023, AC sizes up to 10 bits.
-            let limit = 1023.0 / if k == 0 { q } else { 1.0 };
-            out[k] = (coef[ZIGZAG[k]] / q).round().clamp(-limit, limit) as i16;
-        }
-        let changed = out != *block;
-        *block = out;
         changed
     }
 
@@ -774,6 +753,7 @@ impl<'a> Stamper<'a> {
     ) -> Result<(), Fail> {
         let raw = &self.input[iv.raw.clone()];
         let Some(window) = self.window(iv) else {
+            self.check_interval(iv)?;
             out.extend_from_slice(raw);
             return Ok(());
         };
@@ -798,6 +778,13 @@ impl<'a> Stamper<'a> {
             return Err(truncated().into());
         }
         let rest = (window_end < iv.mcus.end).then(|| rd.position());
+        // What is spliced back is checked first: decoded to its end, symbols only. Its end
+        // is where its last MCU ends: the input's padding bits are not copied.
+        for _ in window_end..iv.mcus.end {
+            self.skip_mcu(&mut rd, &mut pred)?;
+        }
+        end_of_interval(&rd)?;
+        let rest_end = rd.position();
         for (n, mcu) in blocks.chunks_mut(bpm).enumerate() {
             if self.marked(first + n) {
                 report.changed_blocks += self.mark_mcu(first + n, mcu);
@@ -815,11 +802,31 @@ impl<'a> Stamper<'a> {
             self.encode_mcu(&mut enc, mcu)?;
         }
         if let Some((byte, bit)) = rest {
-            enc.writer.splice(raw, byte, bit);
+            let (end, end_bit) = rest_end;
+            if end == byte {
+                let bits = (u32::from(raw[byte]) >> (8 - end_bit)) & ((1 << (end_bit - bit)) - 1);
+                enc.writer.put(bits, end_bit - bit);
+            } else {
+                enc.writer.splice(&raw[..end], byte, bit);
+                if end_bit > 0 {
+                    enc.writer
+                        .put(u32::from(raw[end]) >> (8 - end_bit), end_bit);
+                }
+            }
         }
         *out = enc.writer.finish();
         report.reencoded_mcus += window_end - first;
         Ok(())
+    }
+
+    /// Decodes an interval that is copied as it is, symbols only, to check it.
+    fn check_interval(&self, iv: &Interval) -> Result<(), WatermarkError> {
+        let mut rd = BitReader::new(&self.input[iv.raw.clone()]);
+        let mut pred = [0i32; 4];
+        for _ in iv.mcus.clone() {
+            self.skip_mcu(&mut rd, &mut pred)?;
+        }
+        end_of_interval(&rd)
     }
 
     /// The MCUs of `iv` that are decoded and re-encoded: from the first marked one to one
@@ -871,9 +878,7 @@ impl<'a> Stamper<'a> {
                     }
                 }
             }
-            if rd.overran() {
-                return Err(truncated());
-            }
+            end_of_interval(&rd)?;
         }
         Ok(())
     }
@@ -915,15 +920,27 @@ impl<'a> Stamper<'a> {
                     }
                 }
             }
-            if rd.overran() {
-                return Err(truncated());
-            }
+            end_of_interval(&rd)?;
         }
         Ok(())
     }
 }
 
-/// After the scan: only APPn/COM may come before EOI; anything after EOI is dropped.
+/// A restart interval or scan must end exactly where its data does: bits read past it mean
+/// a cut or damaged scan, whole bytes left over mean damaged data (libjpeg-turbo warns about
+/// both, and `djpeg -strict` refuses).
+pub(crate) fn end_of_interval(rd: &BitReader) -> Result<(), WatermarkError> {
+    if rd.overran() {
+        Err(truncated())
+    } else if !rd.at_end() {
+        Err(corrupt("data after the last MCU"))
+    } else {
+        Ok(())
+    }
+}
+
+/// After the scan: only APPn/COM (and a DNL, which libjpeg ignores) may come before EOI;
+/// anything after EOI is dropped. Another scan sends the file to the planes path.
 fn check_trailer(input: &[u8], mut i: usize) -> Result<(), WatermarkError> {
     loop {
         while input.get(i) == Some(&0xFF) {
@@ -933,17 +950,16 @@ fn check_trailer(input: &[u8], mut i: usize) -> Result<(), WatermarkError> {
         i += 1;
         match marker {
             EOI => return Ok(()),
-            APP0..=0xEF | COM => {
+            APP0..=0xEF | COM | DNL => {
                 let len = input.get(i..i + 2).ok_or_else(truncated)?;
                 i += usize::from(u16::from_be_bytes([len[0], len[1]]));
                 if i > input.len() || input.get(i) != Some(&0xFF) {
                     return Err(truncated());
                 }
             }
-            SOS | DHT | DQT | DRI => {
+            SOS | DHT | DQT | DRI | DAC => {
                 return Err(WatermarkError::NeedsFallback("more than one scan"))
             }
-            DNL => return Err(WatermarkError::Unsupported("height defined by DNL")),
             _ => return Err(corrupt("unexpected marker after the scan")),
         }
     }
@@ -964,7 +980,7 @@ fn write_header(input: &[u8], header: &Header, new_dht: Option<&[u8]>) -> Vec<u8
         }
         match piece {
             Piece::App0(seg) => out.extend_from_slice(seg),
-            Piece::Keep(r) => out.extend_from_slice(&input[r.clone()]),
+            Piece::Keep(r) | Piece::Coding(r) => out.extend_from_slice(&input[r.clone()]),
             Piece::Dht(r) => {
                 if new_dht.is_none() {
                     out.extend_from_slice(&input[r.clone()]);
@@ -975,17 +991,141 @@ fn write_header(input: &[u8], header: &Header, new_dht: Option<&[u8]>) -> Vec<u8
     if let Some(e) = exif {
         out.extend_from_slice(&e);
     }
-    if let Some(dht) = new_dht {
+    if let Some(dht) = new_dht.or(header.implied_dht.as_deref()) {
         out.extend_from_slice(dht);
     }
     out.extend_from_slice(&input[header.sos.clone()]);
     out
 }
 
-/// Stamps a baseline or extended-sequential JPEG in the DCT domain.
+/// Stamps a JPEG in the DCT domain: the splice path when the file is one sequential scan,
+/// the planes path otherwise. Never returns `NeedsFallback`.
 pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), WatermarkError> {
     let header = parse_header(input, limits)?;
-    let stamper = Stamper::new(input, &header)?;
+    if header.scan.is_some() {
+        match stamp_spliced(input, &header) {
+            Err(WatermarkError::NeedsFallback(_)) => {}
+            done => return done,
+        }
+    }
+    stamp_planes(input, &header)
+}
+
+/// The planes path: every scan decoded to coefficients, the mark's blocks stamped, the
+/// planes written again (sequential, or progressive with the input's own script when the
+/// writer can). Only the planes are picture-sized.
+fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), WatermarkError> {
+    let mut coefs = jpeg_read::decode(input, header)?;
+    let geom = &coefs.geom;
+    let inks: Vec<ComponentInk> = geom
+        .components
+        .iter()
+        .enumerate()
+        .map(|(c, fc)| {
+            let (ink, shade) = header.colour.ink_and_shade(c);
+            ComponentInk {
+                fx: geom.hmax / fc.h,
+                fy: geom.vmax / fc.v,
+                quant: coefs.quant[c],
+                ink,
+                shade,
+            }
+        })
+        .collect();
+    let overlay = Overlay::new(geom.width as u32, geom.height as u32, header.orientation);
+    let changed_blocks = coef_mark::stamp_planes(&overlay, &inks, &mut coefs.planes);
+
+    // A progressive input keeps its own script (its bytes stay close to the input's), or
+    // libjpeg's standard one where ours would not write its script (one libjpeg's encoder
+    // refuses, which decoders still read); a sequential input stays sequential.
+    let script = if !coefs.progressive {
+        jpeg_write::default_script(geom)
+    } else if jpeg_write::check_script(geom, &coefs.script).is_ok() {
+        std::mem::take(&mut coefs.script)
+    } else {
+        jpeg_write::progressive_script(geom)
+    };
+    let progressive = script
+        .iter()
+        .any(|s| (s.ss, s.se, s.ah, s.al) != (0, 63, 0, 0));
+    let mut out = Vec::with_capacity(input.len() + 1024);
+    out.extend_from_slice(&[0xFF, SOI]);
+    let mut exif = (header.orientation != Orientation::UPRIGHT)
+        .then(|| orientation::exif_segment(header.orientation));
+    for piece in &header.pieces {
+        if !matches!(piece, Piece::App0(_)) {
+            if let Some(e) = exif.take() {
+                out.extend_from_slice(&e);
+            }
+        }
+        match piece {
+            Piece::App0(seg) => out.extend_from_slice(seg),
+            Piece::Keep(r) => out.extend_from_slice(&input[r.clone()]),
+            // Written below from what the scans used.
+            Piece::Coding(_) | Piece::Dht(_) => {}
+        }
+    }
+    if let Some(e) = exif {
+        out.extend_from_slice(&e);
+    }
+    let extended = write_quant_tables(&mut out, geom, &coefs.quant)?;
+    jpeg_write::write_sof(&mut out, geom, progressive, !extended);
+    // The input's buffers are done with: only the planes and the output remain.
+    let total_mcus = geom.mcus_x * geom.mcus_y;
+    jpeg_write::write_scans(&mut out, geom, &coefs.planes, &script)?;
+    out.extend_from_slice(&[0xFF, EOI]);
+    Ok((
+        out,
+        Report {
+            tables: Tables::Optimised,
+            reencoded_mcus: total_mcus,
+            total_mcus,
+            changed_blocks,
+        },
+    ))
+}
+
+/// One DQT with the table each component used (as latched at its first scan); true when a
+/// table needs 16-bit entries (then the frame cannot be SOF0). Two components naming the same
+/// table id but latched with different contents (a DQT between their scans) are not handled.
+fn write_quant_tables(
+    out: &mut Vec<u8>,
+    geom: &FrameGeometry,
+    quant: &[[u16; 64]],
+) -> Result<bool, WatermarkError> {
+    let mut tables: [Option<[u16; 64]>; 4] = [None; 4];
+    for (c, q) in geom.components.iter().zip(quant) {
+        match tables[c.tq] {
+            Some(t) if t != *q => {
+                return Err(WatermarkError::Unsupported(
+                    "quantisation table redefined between scans",
+                ))
+            }
+            _ => tables[c.tq] = Some(*q),
+        }
+    }
+    let mut payload = Vec::new();
+    let mut extended = false;
+    for (id, t) in tables.iter().enumerate() {
+        let Some(t) = t else { continue };
+        if t.iter().all(|&q| q <= 255) {
+            payload.push(id as u8);
+            payload.extend(t.iter().map(|&q| q as u8));
+        } else {
+            extended = true;
+            payload.push(0x10 | id as u8);
+            payload.extend(t.iter().flat_map(|q| q.to_be_bytes()));
+        }
+    }
+    out.extend_from_slice(&[0xFF, DQT]);
+    out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&payload);
+    Ok(extended)
+}
+
+/// The splice path: one sequential scan, stamped in place.
+fn stamp_spliced(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), WatermarkError> {
+    let stamper = Stamper::new(input, header)?;
     let intervals = stamper.intervals()?;
     let mut report = Report {
         tables: Tables::File,
@@ -994,8 +1134,8 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
         changed_blocks: 0,
     };
 
-    let file_tables: Vec<(EncodeTable, EncodeTable)> = header
-        .scan
+    let scan = header.scan.as_deref().unwrap_or_default();
+    let file_tables: Vec<(EncodeTable, EncodeTable)> = scan
         .iter()
         .map(|s| {
             let spec = |t: &Option<HuffSpec>| t.clone().ok_or_else(|| corrupt("Huffman table"));
@@ -1006,7 +1146,7 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
         })
         .collect::<Result<_, WatermarkError>>()?;
     let refs: Vec<(&EncodeTable, &EncodeTable)> = file_tables.iter().map(|(d, a)| (d, a)).collect();
-    let mut out = write_header(input, &header, None);
+    let mut out = write_header(input, header, None);
     let attempt = (|| {
         for (n, iv) in intervals.iter().enumerate() {
             if n > 0 {
@@ -1027,7 +1167,7 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
 
     // A new symbol has no code in the file's tables: count every symbol of the stamped scan,
     // build optimal tables, and move the whole scan to them.
-    let ids: Vec<(usize, usize)> = header.scan.iter().map(|s| (s.dc, s.ac)).collect();
+    let ids: Vec<(usize, usize)> = scan.iter().map(|s| (s.dc, s.ac)).collect();
     let mut counter = SymbolCounter::new(ids.clone());
     stamper.count_symbols(&intervals, &mut counter)?;
     let mut specs: [[Option<HuffSpec>; 4]; 2] = Default::default();
@@ -1066,7 +1206,7 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
         .collect::<Result<_, WatermarkError>>()?;
     let refs: Vec<(&EncodeTable, &EncodeTable)> = new_tables.iter().map(|(d, a)| (d, a)).collect();
     let mut enc = Encoder::new(
-        BitWriter::new(write_header(input, &header, Some(&segment))),
+        BitWriter::new(write_header(input, header, Some(&segment))),
         refs.clone(),
     );
     report = Report {
@@ -1096,9 +1236,7 @@ pub(crate) fn decode_coefficients(input: &[u8]) -> Result<Vec<Block>, WatermarkE
             stamper.decode_mcu(&mut rd, &mut pred, &mut blocks)?;
             all.extend_from_slice(&blocks);
         }
-        if rd.overran() {
-            return Err(truncated());
-        }
+        end_of_interval(&rd)?;
     }
     Ok(all)
 }
@@ -1112,6 +1250,8 @@ pub(crate) fn reencode_unchanged(input: &[u8], restart_interval: Option<u16>) ->
     let intervals = stamper.intervals().unwrap();
     let tables: Vec<(EncodeTable, EncodeTable)> = header
         .scan
+        .as_ref()
+        .unwrap()
         .iter()
         .map(|s| {
             (
@@ -1166,7 +1306,7 @@ pub(crate) struct Geometry {
 pub(crate) fn geometry(input: &[u8]) -> Geometry {
     let header = parse_header(input, &Limits::default()).unwrap();
     let s = Stamper::new(input, &header).unwrap();
-    let single = header.scan.len() == 1;
+    let single = header.scan.as_ref().unwrap().len() == 1;
     let hmax = header.frame.components.iter().map(|c| c.h).max().unwrap();
     let vmax = header.frame.components.iter().map(|c| c.v).max().unwrap();
     Geometry {

@@ -37,6 +37,15 @@ const FILL_OPACITY: f32 = 0.55;
 /// Opacity of the black shadow.
 const SHADOW_OPACITY: f32 = 0.35;
 
+/// The box the mark covers, in stored pixels (right and bottom edges exclusive).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct MarkBox {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+}
+
 /// Where and how the mark is drawn, in stored pixel coordinates: the box it covers and,
 /// for each pixel of it, the ink and shadow opacity (0..=255) already turned to match the
 /// orientation.
@@ -106,6 +115,16 @@ impl Overlay {
             h,
             fill,
             shadow,
+        }
+    }
+
+    /// The box alone, for what is measured around the mark.
+    pub fn bounds(&self) -> MarkBox {
+        MarkBox {
+            x0: self.x0,
+            y0: self.y0,
+            x1: self.x1(),
+            y1: self.y1(),
         }
     }
 

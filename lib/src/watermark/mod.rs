@@ -1,28 +1,42 @@
 //! The public copy of a shared upload: the JOIP mark stamped in, private metadata out
 //! (DESIGN.md invariant 4). Pure: bytes in, bytes out, no AWS, no files.
 //!
-//! JPEG (baseline and extended sequential) is stamped in the DCT domain, so everything
-//! outside the mark's blocks keeps its exact coefficients and most of the file is copied
-//! rather than re-encoded: `jpeg.rs` says how. The mark is described in `mark.rs`; orientation
-//! (stored pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
-//! Progressive and multi-scan JPEG, PNG and WebP are decoded, turned upright, stamped in
-//! place and encoded again: `fallback.rs`. Arithmetic-coded and 12-bit JPEG are refused as
-//! [`WatermarkError::Unsupported`]: valid, but read by neither path. A JPEG whose Huffman
-//! tables libjpeg-turbo would refuse is refused as corrupt, so it is never published.
+//! Every JPEG is stamped in the DCT domain, so everything outside the mark's blocks keeps its
+//! exact coefficients: a single sequential scan is mostly copied rather than re-encoded, any
+//! other JPEG (progressive, several scans, CMYK, any sampling) is decoded whole to
+//! coefficients (`jpeg_read.rs`) and written again; every scan is decoded and checked either
+//! way, so a cut or damaged JPEG is refused as corrupt. `jpeg.rs` says how. The mark is
+//! described in `mark.rs`, drawn into coefficients by `coef_mark.rs`; orientation (stored
+//! pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
+//! Arithmetic-coded scans are decoded by `arith.rs` and written Huffman-coded (`jpeg_write.rs`);
+//! a progressive file keeps its scan script. PNG and WebP are decoded, turned upright, stamped
+//! in place and encoded again: `fallback.rs` (PNG row by row: `png_rows.rs`). 12-bit, lossless
+//! and hierarchical JPEG are refused as [`WatermarkError::Unsupported`] (libjpeg-turbo's
+//! `djpeg` refuses them too). What the reference decoders refuse (a JPEG whose Huffman tables
+//! libjpeg-turbo would refuse, a PNG libpng refuses, a WebP libwebp refuses) is refused as
+//! corrupt, so it is never published: lib/tests/conformance.rs holds us to them.
 
+mod arith;
 #[doc(hidden)]
 pub mod bench;
+mod coef;
+mod coef_mark;
 mod dct;
 mod fallback;
 mod huffman;
 mod jpeg;
+mod jpeg_read;
+mod jpeg_write;
 mod mark;
 mod orientation;
+mod png_rows;
 mod sniff;
 mod webp;
 
 #[cfg(test)]
 mod fallback_tests;
+#[cfg(test)]
+mod jpeg_read_tests;
 #[cfg(test)]
 mod test_jpeg;
 #[cfg(test)]
@@ -72,17 +86,17 @@ pub enum WatermarkError {
     /// Malformed or truncated.
     #[error("corrupt image: {0}")]
     Corrupt(String),
-    /// A valid image the DCT path does not handle (progressive or multi-scan JPEG, CMYK,
-    /// unusual sampling, PNG, WebP): internal, [`stamp`] then takes the decode/stamp/encode path.
+    /// Internal to the JPEG module: the splice path cannot take this file, the planes path
+    /// decodes it whole. Never returned by [`stamp`].
     #[error("needs the decode/stamp/encode path: {0}")]
     NeedsFallback(&'static str),
 }
 
 /// Stamps the mark into `input`, sniffing the format from its bytes.
 ///
-/// Headers are checked (size, animation) before anything is decoded. Baseline and
-/// extended-sequential JPEG is stamped in the DCT domain; the rest is decoded, stamped and
-/// re-encoded in the same format. Never returns `NeedsFallback`.
+/// Headers are checked (size, animation) before anything is decoded. JPEG is stamped in the
+/// DCT domain; PNG and WebP are decoded, stamped and re-encoded in the same format. Never
+/// returns `NeedsFallback`.
 pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
     if input.len() > limits.max_bytes {
         return Err(WatermarkError::TooLarge(format!(
@@ -106,10 +120,8 @@ pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
                     mime: "image/jpeg",
                 })
             }
-            Err(WatermarkError::NeedsFallback(why)) => {
-                tracing::debug!(why, "JPEG takes the decode/stamp/encode path");
-                fallback::stamp(input, Format::Jpeg, limits)
-            }
+            // jpeg::stamp takes every JPEG itself; this never happens.
+            Err(WatermarkError::NeedsFallback(why)) => Err(WatermarkError::Unsupported(why)),
             Err(e) => Err(e),
         },
         Some(Format::Png) => {

@@ -4,11 +4,11 @@
 //! libjpeg write. Its output is always checked by an independent decoder (zune-jpeg).
 
 use super::dct;
-use super::huffman::tests::{std_chroma_ac, std_chroma_dc, std_luma_ac, std_luma_dc};
 use super::huffman::{
     optimal_table, BitWriter, Block, BlockSink, EncodeTable, Encoder, HuffSpec, SymbolCounter,
     ZIGZAG,
 };
+use super::huffman::{std_chroma_ac, std_chroma_dc, std_luma_ac, std_luma_dc};
 
 /// What to write.
 #[derive(Clone, Copy, Debug)]

@@ -4,23 +4,17 @@
 //! link-preview agents that see the link without a URL and spend nothing, and the owner's
 //! `GET /api/media/{id}/share`. Time is the app's clock, set and moved by the tests.
 
-use crate::support::{read, Event, TestEnv};
+use crate::support::api::{link_state, refused, resolve_as, share, share_by_path, unshare};
+use crate::support::TestEnv;
 use joip::domain::{rfc3339_millis, Clock, MediaId, MediaSource, UserId};
-use joip::routes::{
-    get_media_share, resolve_shared_media, share_media, share_media_by_path, unshare_media,
-};
 use joip::service::media::upload_media;
 use joip::service::share::link::PREVIEW_AGENTS;
 use joip::store::items::MediaItem;
 use joip::App;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::sync::Arc;
 
-const SHARE_ROUTE: &str = "/api/media/{id}/share";
-const BY_PATH_ROUTE: &str = "/api/user/media/share";
-const RESOLVE_ROUTE: &str = "/api/shared/media/{code}";
 const LOOP: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
 /// Fraction of DynamoDB and S3 calls the emulator fails in the race test.
@@ -64,32 +58,7 @@ const REAL_PREVIEW_AGENTS: [&str; 6] = [
 
 const BROWSER: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
 
-/// Logs go to the test's output (shown when it fails).
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("joip=info")
-        .try_init();
-}
-
 // ---- requests -------------------------------------------------------------------------------
-
-/// `POST /api/media/{id}/share` with a raw path id.
-async fn share_raw(app: &App, caller: Option<&UserId>, id: &str, body: &Value) -> (u16, Value) {
-    logs();
-    let mut e = Event::new("POST", SHARE_ROUTE, &format!("/api/media/{id}/share"))
-        .path_params(json!({ "id": id }))
-        .body(&body.to_string());
-    if let Some(user) = caller {
-        e = e.caller(user.as_str());
-    }
-    read(Box::pin(share_media::handle(app, e.request())).await)
-}
-
-/// The caller shares their media `id` with `body`.
-async fn share(app: &App, caller: &UserId, id: MediaId, body: &Value) -> (u16, Value) {
-    share_raw(app, Some(caller), &id.to_string(), body).await
-}
 
 /// A share that must succeed; its answer, whose keys must be the documented ones.
 async fn shared(app: &App, caller: &UserId, id: MediaId, body: &Value) -> Value {
@@ -97,35 +66,6 @@ async fn shared(app: &App, caller: &UserId, id: MediaId, body: &Value) -> Value 
     assert_eq!(status, 200, "share {id} with {body}: {answer}");
     assert_share_keys(&answer);
     answer
-}
-
-/// `POST /api/user/media/share`.
-async fn share_by_path(app: &App, caller: &UserId, body: &Value) -> (u16, Value) {
-    logs();
-    let e = Event::new("POST", BY_PATH_ROUTE, BY_PATH_ROUTE)
-        .caller(caller.as_str())
-        .body(&body.to_string());
-    read(Box::pin(share_media_by_path::handle(app, e.request())).await)
-}
-
-/// `DELETE /api/media/{id}/share`.
-async fn unshare(app: &App, caller: &UserId, id: MediaId) -> (u16, Value) {
-    logs();
-    let e = Event::new("DELETE", SHARE_ROUTE, &format!("/api/media/{id}/share"))
-        .path_params(json!({ "id": id.to_string() }))
-        .caller(caller.as_str());
-    read(Box::pin(unshare_media::handle(app, e.request())).await)
-}
-
-/// `GET /api/media/{id}/share` with a raw path id.
-async fn link_state(app: &App, caller: Option<&UserId>, id: &str) -> (u16, Value) {
-    logs();
-    let mut e = Event::new("GET", SHARE_ROUTE, &format!("/api/media/{id}/share"))
-        .path_params(json!({ "id": id }));
-    if let Some(user) = caller {
-        e = e.caller(user.as_str());
-    }
-    read(Box::pin(get_media_share::handle(app, e.request())).await)
 }
 
 /// The owner's view of their media's link, which must be answered.
@@ -149,46 +89,12 @@ async fn state_of(app: &App, owner: &UserId, id: MediaId) -> Value {
     body
 }
 
-/// `GET /api/shared/media/{code}` (public) with `User-Agent: agent`, or none.
-async fn resolve_as(app: &App, code: &str, agent: Option<&str>) -> (u16, Value) {
-    logs();
-    let mut e = Event::new("GET", RESOLVE_ROUTE, &format!("/api/shared/media/{code}"))
-        .path_params(json!({ "code": code }));
-    if let Some(agent) = agent {
-        e = e.header("user-agent", agent);
-    }
-    read(Box::pin(resolve_shared_media::handle(app, e.request())).await)
-}
-
 /// A browser's resolve that must answer the URL; the body.
 async fn viewed(app: &App, code: &str) -> Value {
     let (status, body) = resolve_as(app, code, Some(BROWSER)).await;
     assert_eq!(status, 200, "resolve {code}: {body}");
     assert_eq!(keys_of(&body), set(&VIEW_KEYS), "{body}");
     body
-}
-
-/// Sends a request that must be refused with `status` and `message`, and asserts it changed
-/// nothing in the table or the buckets.
-async fn refused(
-    env: &TestEnv,
-    what: &str,
-    call: impl Future<Output = (u16, Value)>,
-    status: u16,
-    message: &str,
-) {
-    let before = env.snapshot().await;
-    let (got, body) = call.await;
-    assert_eq!(
-        (got, &body),
-        (status, &json!({ "message": message })),
-        "{what}"
-    );
-    assert_eq!(
-        env.snapshot().await,
-        before,
-        "{what}: a {status} changed nothing"
-    );
 }
 
 // ---- set-up and shapes ----------------------------------------------------------------------

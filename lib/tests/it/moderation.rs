@@ -2,9 +2,10 @@
 //! unpublish path (feed and CDN), restores and takedowns as `joip-admin` runs them, and the
 //! blocklist refusing re-uploads by anyone, all against the emulator.
 
+use crate::support::api::{report, share};
 use crate::support::{read, Event, Stored, TestEnv};
 use joip::domain::{MediaId, MediaSource, UserId};
-use joip::routes::{community_feed, get_media_share, report_community_media, share_media};
+use joip::routes::{community_feed, get_media_share};
 use joip::service::media::upload_media;
 use joip::service::moderation;
 use joip::store::items::CommunityStatus;
@@ -20,35 +21,9 @@ const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
 const LOOP: &[u8] = include_bytes!("../../../tools/demo/demo-loop.gif");
 const CLIP: &[u8] = include_bytes!("../../../tools/demo/demo-clip.mp4");
 
-async fn report(app: &App, caller: Option<&UserId>, cid: &str, body: &str) -> (u16, Value) {
-    let mut e = Event::new(
-        "POST",
-        "/api/community/media/{communityMediaId}/report",
-        &format!("/api/community/media/{cid}/report"),
-    )
-    .path_params(json!({ "communityMediaId": cid }))
-    .body(body);
-    if let Some(caller) = caller {
-        e = e.caller(caller.as_str());
-    }
-    read(Box::pin(report_community_media::handle(app, e.request())).await)
-}
-
 async fn report_as(app: &App, caller: &UserId, cid: u64, reason: &str) -> (u16, Value) {
     let body = json!({ "reason": reason }).to_string();
     report(app, Some(caller), &cid.to_string(), &body).await
-}
-
-async fn share(app: &App, caller: &UserId, id: MediaId, body: Value) -> (u16, Value) {
-    let e = Event::new(
-        "POST",
-        "/api/media/{id}/share",
-        &format!("/api/media/{id}/share"),
-    )
-    .path_params(json!({ "id": id.to_string() }))
-    .caller(caller.as_str())
-    .body(&body.to_string());
-    read(Box::pin(share_media::handle(app, e.request())).await)
 }
 
 async fn share_state(app: &App, caller: &UserId, id: MediaId) -> Value {

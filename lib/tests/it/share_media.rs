@@ -5,25 +5,20 @@
 
 use crate::support;
 
-use joip::domain::{MediaId, MediaSource, UserId};
-use joip::routes::{
-    community_feed, resolve_shared_media, share_media, share_media_by_path, unshare_media,
+use crate::support::api::{
+    delete_share, feed, post_share, refused, resolve, share, share_by_path_raw,
 };
+use joip::domain::{MediaId, MediaSource, UserId};
 use joip::service::media::upload_media;
 use joip::store::items::{CommunityStatus, MediaItem};
 use joip::App;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{read, Event, FailNthCopy, Latency, Stored, TestEnv};
+use support::{FailNthCopy, Latency, Stored, TestEnv};
 
-const SHARE_ROUTE: &str = "/api/media/{id}/share";
-const BY_PATH_ROUTE: &str = "/api/user/media/share";
-const RESOLVE_ROUTE: &str = "/api/shared/media/{code}";
-const FEED_ROUTE: &str = "/api/community/media";
 const PHOTO: &[u8] = include_bytes!("../../../tools/demo/demo-photo.jpg");
 const PNG: &[u8] = include_bytes!("../../../tools/demo/demo-upload.png");
 const CLIP: &[u8] = include_bytes!("../../../tools/demo/demo-clip.mp4");
@@ -39,84 +34,13 @@ const LINK_NOT_FOUND: &str = "Shared media not found";
 const POLICY_REQUIRED: &str = "Policy confirmation is required for upload sharing";
 const TAG_REQUIRED: &str = "At least one tag is required for upload sharing";
 
-/// Logs go to the test's output (shown when it fails).
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("joip=info")
-        .try_init();
-}
-
 // ---- requests -------------------------------------------------------------------------------
-
-/// `POST /api/media/{id}/share` with a raw path id and body.
-async fn post_share(
-    app: &App,
-    caller: Option<&UserId>,
-    id: &str,
-    body: Option<&str>,
-) -> (u16, Value) {
-    logs();
-    let mut e = Event::new("POST", SHARE_ROUTE, &format!("/api/media/{id}/share"))
-        .path_params(json!({ "id": id }));
-    if let Some(user) = caller {
-        e = e.caller(user.as_str());
-    }
-    if let Some(body) = body {
-        e = e.body(body);
-    }
-    read(Box::pin(share_media::handle(app, e.request())).await)
-}
-
-/// The caller shares their media `id` with `body`.
-async fn share(app: &App, caller: &UserId, id: MediaId, body: &Value) -> (u16, Value) {
-    post_share(app, Some(caller), &id.to_string(), Some(&body.to_string())).await
-}
 
 /// A share that must succeed; its answer.
 async fn shared(app: &App, caller: &UserId, id: MediaId, body: &Value) -> Value {
     let (status, answer) = share(app, caller, id, body).await;
     assert_eq!(status, 200, "share {id} with {body}: {answer}");
     answer
-}
-
-/// `DELETE /api/media/{id}/share`.
-async fn delete_share(app: &App, caller: Option<&UserId>, id: &str) -> (u16, Value) {
-    logs();
-    let mut e = Event::new("DELETE", SHARE_ROUTE, &format!("/api/media/{id}/share"))
-        .path_params(json!({ "id": id }));
-    if let Some(user) = caller {
-        e = e.caller(user.as_str());
-    }
-    read(Box::pin(unshare_media::handle(app, e.request())).await)
-}
-
-/// `POST /api/user/media/share` with a raw body.
-async fn share_by_path(app: &App, caller: Option<&UserId>, body: &str) -> (u16, Value) {
-    logs();
-    let mut e = Event::new("POST", BY_PATH_ROUTE, BY_PATH_ROUTE).body(body);
-    if let Some(user) = caller {
-        e = e.caller(user.as_str());
-    }
-    read(Box::pin(share_media_by_path::handle(app, e.request())).await)
-}
-
-/// `GET /api/shared/media/{code}` (public: no identity).
-async fn resolve(app: &App, code: &str) -> (u16, Value) {
-    logs();
-    let req = Event::new("GET", RESOLVE_ROUTE, &format!("/api/shared/media/{code}"))
-        .path_params(json!({ "code": code }))
-        .request();
-    read(Box::pin(resolve_shared_media::handle(app, req)).await)
-}
-
-/// `GET /api/community/media` (public: no identity).
-async fn feed(app: &App, query: &[(&str, &str)]) -> (u16, Value) {
-    logs();
-    let req = Event::new("GET", FEED_ROUTE, FEED_ROUTE)
-        .query(query)
-        .request();
-    read(Box::pin(community_feed::handle(app, req)).await)
 }
 
 /// The feed page's community ids, in order.
@@ -165,29 +89,6 @@ async fn object_at(url: &str) -> Option<Vec<u8>> {
         (403 | 404, _) => None,
         (status, body) => panic!("GET {url}: {status} {}", String::from_utf8_lossy(&body)),
     }
-}
-
-/// Sends a request that must be refused with `status` and `message`, and asserts it changed
-/// nothing in the table or the buckets (DESIGN invariant 6).
-async fn refused(
-    env: &TestEnv,
-    what: &str,
-    call: impl Future<Output = (u16, Value)>,
-    status: u16,
-    message: &str,
-) {
-    let before = env.snapshot().await;
-    let (got, body) = call.await;
-    assert_eq!(
-        (got, &body),
-        (status, &json!({ "message": message })),
-        "{what}"
-    );
-    assert_eq!(
-        env.snapshot().await,
-        before,
-        "{what}: a {status} changed nothing"
-    );
 }
 
 // ---- set-up ---------------------------------------------------------------------------------
@@ -480,7 +381,7 @@ async fn eight_concurrent_shares_by_path_make_one_record_and_one_code() {
                 (app.clone(), owner.clone(), barrier.clone(), request.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                share_by_path(&app, Some(&owner), &request).await
+                share_by_path_raw(&app, Some(&owner), &request).await
             })
         })
         .collect();
@@ -683,7 +584,7 @@ async fn another_users_media_is_not_found_and_nothing_changes() {
         refused(
             &env,
             &format!("bob shares alice's path {path}"),
-            share_by_path(
+            share_by_path_raw(
                 &env.app,
                 Some(&bob),
                 &json!({ "filePath": path, "shareToCommunity": false }).to_string(),
@@ -791,7 +692,7 @@ async fn no_identity_is_unauthorized() {
     refused(
         &env,
         "anonymous share by path",
-        share_by_path(
+        share_by_path_raw(
             &env.app,
             None,
             &json!({ "filePath": gif.file_path }).to_string(),
@@ -863,7 +764,7 @@ async fn malformed_bodies_are_refused_without_a_change() {
         refused(
             &env,
             &format!("share by path with {raw}"),
-            share_by_path(&env.app, Some(&owner), raw),
+            share_by_path_raw(&env.app, Some(&owner), raw),
             400,
             INVALID_BODY,
         )
@@ -1872,7 +1773,7 @@ async fn sharing_by_path_shares_the_recorded_media() {
     canonical(&env, &["loop"]).await;
     let owner = env.user(0, false).await;
     let gif = media(&env, &owner, "loop.gif", LOOP, MediaSource::Upload).await;
-    let (status, answer) = share_by_path(
+    let (status, answer) = share_by_path_raw(
         &env.app,
         Some(&owner),
         &json!({ "filePath": gif.file_path, "tags": ["loop"] }).to_string(),
@@ -1905,7 +1806,7 @@ async fn sharing_by_path_shares_the_recorded_media() {
     .await;
     assert_eq!(by_id, answer);
     // Off the community by path.
-    let (status, off) = share_by_path(
+    let (status, off) = share_by_path_raw(
         &env.app,
         Some(&owner),
         &json!({ "filePath": gif.file_path, "shareToCommunity": false }).to_string(),
@@ -1940,7 +1841,7 @@ async fn sharing_an_unrecorded_object_by_path_records_it_once() {
             .await
             .unwrap();
         let request = json!({ "filePath": path, "shareToCommunity": false }).to_string();
-        let (status, first) = share_by_path(&env.app, Some(&owner), &request).await;
+        let (status, first) = share_by_path_raw(&env.app, Some(&owner), &request).await;
         assert_eq!(status, 200, "{name}: {first}");
         let code = first["shareCode"].as_str().unwrap();
         let item = env
@@ -1960,7 +1861,7 @@ async fn sharing_an_unrecorded_object_by_path_records_it_once() {
         // Again, now to the community: the same record and code.
         let request =
             json!({ "filePath": path, "tags": ["red"], "policyAgreed": true }).to_string();
-        let (status, again) = share_by_path(&env.app, Some(&owner), &request).await;
+        let (status, again) = share_by_path_raw(&env.app, Some(&owner), &request).await;
         assert_eq!(status, 200, "{name}: {again}");
         assert_eq!(again["shareCode"], code);
         let m = media_now(&env, item.media_id).await;
@@ -2033,7 +1934,7 @@ async fn invalid_file_paths_are_refused() {
         refused(
             &env,
             &format!("path {path:?}"),
-            share_by_path(
+            share_by_path_raw(
                 &env.app,
                 Some(&owner),
                 &json!({ "filePath": path, "shareToCommunity": false }).to_string(),
@@ -2084,7 +1985,7 @@ async fn a_path_that_is_not_an_object_of_the_callers_is_not_found() {
             refused(
                 &env,
                 &format!("share {request}"),
-                share_by_path(&env.app, Some(&owner), &request.to_string()),
+                share_by_path_raw(&env.app, Some(&owner), &request.to_string()),
                 404,
                 NOT_FOUND,
             )
@@ -2123,7 +2024,7 @@ async fn a_refused_share_by_path_records_nothing() {
         refused(
             &env,
             &format!("share by path with {request}"),
-            share_by_path(&env.app, Some(&owner), &request.to_string()),
+            share_by_path_raw(&env.app, Some(&owner), &request.to_string()),
             400,
             &message,
         )

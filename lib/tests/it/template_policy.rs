@@ -967,13 +967,20 @@ impl Run {
 const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "123456789012";
 
-/// What one IAM authorization needs: an action on a resource, with the request's `s3:prefix`.
+/// What one IAM authorization needs: an action on a resource, with the request's `s3:prefix`
+/// and `dynamodb:LeadingKeys`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Need {
     action: String,
     resource: String,
-    /// `s3:prefix` in the request context (the only condition key modelled).
+    /// `s3:prefix` in the request context.
     prefix: Option<String>,
+    /// `dynamodb:LeadingKeys` of an item-level request on the table (its items' partition
+    /// keys), each cut to its entity prefix (`SHARE#`, `LINKVIEWS#`, ...): every key of an
+    /// entity then authorizes alike, so a condition on this key must be written `ENTITY#*`
+    /// (checked where policies are parsed). `None` where AWS sends no such key (DescribeTable,
+    /// Scan, a Query of an index).
+    leading_keys: Option<BTreeSet<String>>,
     /// The call that needs it, for messages.
     by: String,
 }
@@ -1061,8 +1068,55 @@ fn need(action: &str, resource: String, by: &str) -> Need {
         action: action.into(),
         resource,
         prefix: None,
+        leading_keys: None,
         by: by.into(),
     }
+}
+
+/// The entity prefix of a partition key (`SHARE#abc` → `SHARE#`), as [`Need::leading_keys`]
+/// holds it.
+fn entity(pk: &str) -> String {
+    match pk.find('#') {
+        Some(i) => pk[..=i].to_string(),
+        None => pk.to_string(),
+    }
+}
+
+/// The partition key of an item key or item (`pk`), as a string.
+fn partition_key(
+    item: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) -> Option<String> {
+    let value = item?.get(joip::store::keys::PK)?;
+    value.as_s().ok().map(|s| entity(s))
+}
+
+/// An item-level request's need: `on_table` with the partition keys it touches.
+fn on_items(
+    action: &str,
+    table: Option<&str>,
+    keys: impl IntoIterator<Item = Option<String>>,
+    by: &str,
+) -> Need {
+    let keys: Option<BTreeSet<String>> = keys.into_iter().collect();
+    Need {
+        leading_keys: Some(keys.unwrap_or_else(|| panic!("{by}: an item without a string pk"))),
+        ..on_table(action, table, None, by)
+    }
+}
+
+/// The partition key a table Query names (`pk = :v` in its key condition), cut to its entity.
+fn queried_partition(i: &aws_sdk_dynamodb::operation::query::QueryInput) -> Option<String> {
+    let condition = i.key_condition_expression()?;
+    let names = i.expression_attribute_names();
+    let (left, rest) = condition.split_once('=')?;
+    let left = left.trim();
+    let left = names.and_then(|n| n.get(left)).map_or(left, String::as_str);
+    if left != joip::store::keys::PK {
+        return None;
+    }
+    let placeholder = rest.split_whitespace().next()?;
+    let value = i.expression_attribute_values()?.get(placeholder)?;
+    value.as_s().ok().map(|s| entity(s))
 }
 
 /// `dynamodb:{action}` on a table, or on one of its indexes.
@@ -1182,18 +1236,26 @@ fn required(
         };
     }
     on! {
-        "GetItem": db::get_item::GetItemInput => |i| vec![on_table("GetItem", i.table_name(), None, "GetItem")];
-        "PutItem": db::put_item::PutItemInput => |i| vec![on_table("PutItem", i.table_name(), None, "PutItem")];
-        "UpdateItem": db::update_item::UpdateItemInput => |i| vec![on_table("UpdateItem", i.table_name(), None, "UpdateItem")];
-        "DeleteItem": db::delete_item::DeleteItemInput => |i| vec![on_table("DeleteItem", i.table_name(), None, "DeleteItem")];
+        "GetItem": db::get_item::GetItemInput => |i| vec![on_items("GetItem", i.table_name(), [partition_key(i.key())], "GetItem")];
+        "PutItem": db::put_item::PutItemInput => |i| vec![on_items("PutItem", i.table_name(), [partition_key(i.item())], "PutItem")];
+        "UpdateItem": db::update_item::UpdateItemInput => |i| vec![on_items("UpdateItem", i.table_name(), [partition_key(i.key())], "UpdateItem")];
+        "DeleteItem": db::delete_item::DeleteItemInput => |i| vec![on_items("DeleteItem", i.table_name(), [partition_key(i.key())], "DeleteItem")];
         "DescribeTable": db::describe_table::DescribeTableInput => |i| vec![on_table("DescribeTable", i.table_name(), None, "DescribeTable")];
-        "Query": db::query::QueryInput => |i| vec![on_table("Query", i.table_name(), i.index_name(), "Query")];
+        "Query": db::query::QueryInput => |i| vec![match i.index_name() {
+            Some(_) => on_table("Query", i.table_name(), i.index_name(), "Query"),
+            None => on_items("Query", i.table_name(), [queried_partition(i)], "Query"),
+        }];
         "Scan": db::scan::ScanInput => |i| vec![on_table("Scan", i.table_name(), i.index_name(), "Scan")];
         "BatchGetItem": db::batch_get_item::BatchGetItemInput => |i| i
             .request_items()
             .into_iter()
-            .flat_map(|m| m.keys())
-            .map(|t| on_table("BatchGetItem", Some(t), None, "BatchGetItem"))
+            .flatten()
+            .map(|(t, keys)| on_items(
+                "BatchGetItem",
+                Some(t),
+                keys.keys().iter().map(|k| partition_key(Some(k))),
+                "BatchGetItem",
+            ))
             .collect();
         "BatchWriteItem": db::batch_write_item::BatchWriteItemInput => |i| i
             .request_items()
@@ -1206,22 +1268,22 @@ fn required(
             .iter()
             .flat_map(|item| {
                 [
-                    item.put().map(|p| ("PutItem", p.table_name())),
-                    item.update().map(|u| ("UpdateItem", u.table_name())),
-                    item.delete().map(|d| ("DeleteItem", d.table_name())),
-                    item.condition_check().map(|c| ("ConditionCheckItem", c.table_name())),
+                    item.put().map(|p| ("PutItem", p.table_name(), partition_key(Some(p.item())))),
+                    item.update().map(|u| ("UpdateItem", u.table_name(), partition_key(Some(u.key())))),
+                    item.delete().map(|d| ("DeleteItem", d.table_name(), partition_key(Some(d.key())))),
+                    item.condition_check().map(|c| ("ConditionCheckItem", c.table_name(), partition_key(Some(c.key())))),
                 ]
             })
             .flatten()
-            .map(|(action, table)| {
-                on_table(action, Some(table), None, &format!("TransactWriteItems ({action})"))
+            .map(|(action, table, pk)| {
+                on_items(action, Some(table), [pk], &format!("TransactWriteItems ({action})"))
             })
             .collect();
         "TransactGetItems": db::transact_get_items::TransactGetItemsInput => |i| i
             .transact_items()
             .iter()
             .filter_map(|item| item.get())
-            .map(|g| on_table("GetItem", Some(g.table_name()), None, "TransactGetItems"))
+            .map(|g| on_items("GetItem", Some(g.table_name()), [partition_key(Some(g.key()))], "TransactGetItems"))
             .collect();
 
         "GetObject": s3::get_object::GetObjectInput => |i| read_object(
@@ -1291,8 +1353,13 @@ fn required(
 fn needs(calls: &[Call]) -> Vec<Need> {
     let mut seen = BTreeMap::new();
     for n in calls.iter().flat_map(|c| &c.needs) {
-        seen.entry((n.action.clone(), n.resource.clone(), n.prefix.clone()))
-            .or_insert_with(|| n.clone());
+        seen.entry((
+            n.action.clone(),
+            n.resource.clone(),
+            n.prefix.clone(),
+            n.leading_keys.clone(),
+        ))
+        .or_insert_with(|| n.clone());
     }
     seen.into_values().collect()
 }
@@ -1746,9 +1813,18 @@ fn is_data_action(pattern: &str) -> bool {
     }
 }
 
-/// One string condition (`StringLike: {s3:prefix: [..]}`); only `s3:prefix` is ever present.
+/// How a condition reads a multivalued key (`ForAllValues:` / `ForAnyValue:`), if it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SetOperator {
+    ForAllValues,
+    ForAnyValue,
+}
+
+/// One string condition: `StringLike: {s3:prefix: [..]}`, or on `dynamodb:LeadingKeys` with a
+/// set operator (`ForAllValues:StringLike: {dynamodb:LeadingKeys: [SHARE#*]}`).
 #[derive(Debug, Clone)]
 struct Condition {
+    set: Option<SetOperator>,
     operator: String,
     if_exists: bool,
     key: String,
@@ -1756,22 +1832,40 @@ struct Condition {
 }
 
 impl Condition {
+    fn matches(&self, value: &str) -> bool {
+        self.values.iter().any(|v| match self.operator.as_str() {
+            "StringEquals" | "StringNotEquals" => v == value,
+            _ => glob(v, value),
+        })
+    }
+
     fn holds(&self, need: &Need) -> bool {
+        let negated = self.operator.starts_with("StringNot");
+        if self.key.eq_ignore_ascii_case("dynamodb:LeadingKeys") {
+            // IAM's set operators: ForAllValues holds when every value matches, and vacuously
+            // when the key is absent or empty (why grants must not rely on it alone for
+            // requests that carry no key); ForAnyValue needs one matching value.
+            let keys = need.leading_keys.iter().flatten();
+            return match self.set {
+                Some(SetOperator::ForAllValues) => {
+                    keys.into_iter().all(|k| self.matches(k) != negated)
+                }
+                Some(SetOperator::ForAnyValue) => {
+                    keys.into_iter().any(|k| self.matches(k) != negated)
+                }
+                None => panic!("dynamodb:LeadingKeys is multivalued: use ForAllValues:"),
+            };
+        }
         let present = if self.key.eq_ignore_ascii_case("s3:prefix") {
             need.prefix.as_deref()
         } else {
             None
         };
-        let negated = self.operator.starts_with("StringNot");
         let Some(value) = present else {
             // IAM: an absent key fails a condition unless `...IfExists` or negated.
             return self.if_exists || negated;
         };
-        let any = self.values.iter().any(|v| match self.operator.as_str() {
-            "StringEquals" | "StringNotEquals" => v == value,
-            _ => glob(v, value),
-        });
-        any != negated
+        self.matches(value) != negated
     }
 }
 
@@ -1821,6 +1915,12 @@ impl Statement {
         .collect();
         let mut conditions = Vec::new();
         for (operator, keys) in value["Condition"].as_object().into_iter().flatten() {
+            let (set, operator) = match operator.split_once(':') {
+                Some(("ForAllValues", op)) => (Some(SetOperator::ForAllValues), op.to_string()),
+                Some(("ForAnyValue", op)) => (Some(SetOperator::ForAnyValue), op.to_string()),
+                Some(_) => fail(format!("condition operator {operator} is not modelled")),
+                None => (None, operator.clone()),
+            };
             let (base, if_exists) = match operator.strip_suffix("IfExists") {
                 Some(base) => (base, true),
                 None => (operator.as_str(), false),
@@ -1836,14 +1936,26 @@ impl Statement {
                 fail(format!("condition operator {operator} is not modelled"));
             }
             for (key, values) in keys.as_object().into_iter().flatten() {
+                let values: Vec<String> = strings(values)
+                    .into_iter()
+                    .map(|v| scope.resolve(v).unwrap_or_else(|e| fail(e)))
+                    .collect();
+                if key.eq_ignore_ascii_case("dynamodb:LeadingKeys")
+                    && values
+                        .iter()
+                        .any(|v| !v.ends_with("#*") || v[..v.len() - 2].contains(['#', '*', '?']))
+                {
+                    fail(format!(
+                        "dynamodb:LeadingKeys {values:?}: the evaluator knows each key's entity \
+                         prefix only, so write ENTITY#*"
+                    ));
+                }
                 conditions.push(Condition {
+                    set,
                     operator: base.to_string(),
                     if_exists,
                     key: key.clone(),
-                    values: strings(values)
-                        .into_iter()
-                        .map(|v| scope.resolve(v).unwrap_or_else(|e| fail(e)))
-                        .collect(),
+                    values,
                 });
             }
         }
@@ -1885,7 +1997,11 @@ fn describe(need: &Need) -> String {
         None if need.action == "s3:ListBucket" => " with no s3:prefix".to_string(),
         None => String::new(),
     };
-    format!("{} on {}{context}", need.action, need.resource)
+    let keys = match &need.leading_keys {
+        Some(keys) => format!(" with dynamodb:LeadingKeys {keys:?}"),
+        None => String::new(),
+    };
+    format!("{} on {}{context}{keys}", need.action, need.resource)
 }
 
 impl Policy {
@@ -2113,6 +2229,57 @@ fn a_read_needs_a_list_grant_that_holds_whatever_prefix_s3_checks() {
     };
     assert!(if_exists("sessions/*").missing(&reads).is_empty());
     assert_eq!(if_exists("community/*").missing(&reads).len(), 1);
+}
+
+#[test]
+fn an_update_conditioned_on_leading_keys_reaches_only_those_entities() {
+    let (policy, _) = policy_of(
+        "        - Statement:
+            - Effect: Allow
+              Action: dynamodb:UpdateItem
+              Resource: !GetAtt Table.Arn
+              Condition:
+                ForAllValues:StringLike:
+                  dynamodb:LeadingKeys: ['SHARE#*', 'LINKVIEWS#*']",
+    );
+    let update = |pk: &str| {
+        on_items(
+            "UpdateItem",
+            Some("tbl-1"),
+            [Some(entity(pk))],
+            "UpdateItem",
+        )
+    };
+    assert!(policy.allows(&update("SHARE#abcdefgh")));
+    assert!(policy.allows(&update("LINKVIEWS#abcdefgh#7")));
+    let missing = policy.missing(&[update("MEDIA#m1"), update("USER#u1")]);
+    assert_eq!(missing.len(), 1, "one line for both: {missing:?}");
+    assert!(
+        missing[0].contains("dynamodb:LeadingKeys {\"MEDIA#\"}"),
+        "{missing:?}"
+    );
+    // A batch is allowed only when every key it touches is.
+    let batch = on_items(
+        "UpdateItem",
+        Some("tbl-1"),
+        [Some(entity("SHARE#a")), Some(entity("MEDIA#m1"))],
+        "t",
+    );
+    assert!(!policy.allows(&batch));
+}
+
+#[test]
+#[should_panic(expected = "write ENTITY#*")]
+fn a_leading_keys_condition_finer_than_an_entity_is_refused() {
+    policy_of(
+        "        - Statement:
+            - Effect: Allow
+              Action: dynamodb:UpdateItem
+              Resource: !GetAtt Table.Arn
+              Condition:
+                ForAllValues:StringLike:
+                  dynamodb:LeadingKeys: ['SHARE#abc*']",
+    );
 }
 
 #[test]

@@ -5,13 +5,14 @@
 //! is public is served as its bytes, never as the uploader said; the publisher reads no more than
 //! its limit and withdraws what a lost record leaves.
 
+use crate::support::api::{share, unshare};
 use crate::support::{self, handle_batch, read, s3_notification, Event, Stored, TestEnv};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use joip::cdn::Cdn;
 use joip::domain::{MediaId, MediaSource, UserId};
-use joip::routes::{share_media, share_media_by_path, unshare_media};
+use joip::routes::share_media_by_path;
 use joip::service::media::upload_media;
 use joip::service::unpublish;
 use joip::store::items::CommunityStatus;
@@ -29,29 +30,6 @@ const CLIP: &[u8] = include_bytes!("../../../tools/demo/demo-clip.mp4");
 const GONE_WITHIN: Duration = Duration::from_secs(60);
 
 // ---- requests ---------------------------------------------------------------------------------
-
-async fn share(app: &App, caller: &UserId, id: MediaId, body: Value) -> (u16, Value) {
-    let e = Event::new(
-        "POST",
-        "/api/media/{id}/share",
-        &format!("/api/media/{id}/share"),
-    )
-    .path_params(json!({ "id": id.to_string() }))
-    .caller(caller.as_str())
-    .body(&body.to_string());
-    read(Box::pin(share_media::handle(app, e.request())).await)
-}
-
-async fn unshare(app: &App, caller: &UserId, id: MediaId) -> (u16, Value) {
-    let e = Event::new(
-        "DELETE",
-        "/api/media/{id}/share",
-        &format!("/api/media/{id}/share"),
-    )
-    .path_params(json!({ "id": id.to_string() }))
-    .caller(caller.as_str());
-    read(Box::pin(unshare_media::handle(app, e.request())).await)
-}
 
 /// A viewer's GET of a community URL (through the CDN): status, headers (lower-cased), body.
 async fn view(url: &str) -> (u16, BTreeMap<String, String>, Vec<u8>) {

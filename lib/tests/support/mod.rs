@@ -2,6 +2,7 @@
 //! v2 events for the handlers.
 #![allow(dead_code)]
 
+pub mod api;
 mod chaos;
 mod faults;
 mod invariants;
@@ -93,6 +94,8 @@ impl TestEnv {
             stage_max_bytes: joip::config::DEFAULT_STAGE_MAX_BYTES,
             reports_per_hour: joip::config::DEFAULT_REPORTS_PER_HOUR,
             report_hide_threshold: joip::config::DEFAULT_REPORT_HIDE_THRESHOLD,
+            open_connections: true,
+            extra_roots: None,
         };
         let app = App::new(config, &sdk);
         joip::store::schema::ensure_table(app.store.client(), &app.config.table)
@@ -539,4 +542,107 @@ pub async fn handle_batch(app: &App, batch: &Value) -> Vec<String> {
         .into_iter()
         .map(|f| f.item_identifier)
         .collect()
+}
+
+/// One call of a [`Timeline`]: its operation, when it was sent, when its answer came.
+pub type TimedCall = (String, std::time::Instant, Option<std::time::Instant>);
+
+/// Records when each SDK operation made through the clients it is installed on started and
+/// ended (first attempt's serialisation to the last response's deserialisation), by name, so a
+/// benchmark can say where a request's time went. Clones share the record.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<TimedCall>>>,
+}
+
+impl Timeline {
+    /// The operations since the last call, as (name, start, end) relative to `since`, in ms.
+    pub fn take(&self, since: std::time::Instant) -> Vec<(String, f64, f64)> {
+        let ms = |t: std::time::Instant| t.saturating_duration_since(since).as_secs_f64() * 1e3;
+        std::mem::take(&mut *self.calls.lock().unwrap())
+            .into_iter()
+            .map(|(name, start, end)| (name, ms(start), end.map_or(f64::NAN, ms)))
+            .collect()
+    }
+}
+
+/// DynamoDB's share of a timeline: (round trips one after another, with overlapping calls
+/// counted once; the time during which at least one was in flight, ms).
+pub fn dynamodb_steps(calls: &[(String, f64, f64)]) -> (usize, f64) {
+    let mut spans: Vec<(f64, f64)> = calls
+        .iter()
+        .filter(|(name, ..)| name.starts_with("dynamodb:"))
+        .map(|&(_, from, to)| (from, to))
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut steps, mut busy, mut open): (usize, f64, Option<(f64, f64)>) = (0, 0.0, None);
+    for (from, to) in spans {
+        match open {
+            Some((start, end)) if from <= end => open = Some((start, end.max(to))),
+            _ => {
+                if let Some((start, end)) = open {
+                    busy += end - start;
+                }
+                steps += 1;
+                open = Some((from, to));
+            }
+        }
+    }
+    if let Some((start, end)) = open {
+        busy += end - start;
+    }
+    (steps, busy)
+}
+
+impl Timeline {
+    /// The operation an HTTP request carries, as `dynamodb:<target>` or `s3:<x-id query
+    /// parameter, else the method>`.
+    fn operation(req: &aws_smithy_runtime_api::http::Request) -> String {
+        if let Some(target) = req.headers().get("x-amz-target") {
+            return format!("dynamodb:{}", target.rsplit('.').next().unwrap_or(target));
+        }
+        let op = req
+            .uri()
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("x-id="))
+            .unwrap_or(req.method());
+        format!("s3:{op}")
+    }
+}
+
+impl aws_sdk_s3::config::Intercept for Timeline {
+    fn name(&self) -> &'static str {
+        "Timeline"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let name = Self::operation(context.request());
+        self.calls
+            .lock()
+            .unwrap()
+            .push((name, std::time::Instant::now(), None));
+        Ok(())
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let _ = context;
+        let now = std::time::Instant::now();
+        let mut calls = self.calls.lock().unwrap();
+        // Answers come back in any order when calls overlap: the oldest open call takes it
+        // (exact for the sequential steps this is for).
+        if let Some(open) = calls.iter_mut().find(|(.., end)| end.is_none()) {
+            open.2 = Some(now);
+        }
+        Ok(())
+    }
 }

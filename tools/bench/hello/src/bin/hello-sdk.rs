@@ -7,11 +7,19 @@ use lambda_http::{service_fn, Body, Error, Request, Response};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // The same HTTP client as ours (rustls on ring: see the workspace Cargo.toml).
+    // The same HTTP client as ours (rustls on ring: see the workspace Cargo.toml), trusting the
+    // platform's roots and, as ours does under the benchmark's TLS front, the PEM file named by
+    // JOIP_EXTRA_CA_FILE: so that it is built and started alike.
+    use aws_smithy_http_client::tls;
+    let mut trust = tls::TrustStore::default().with_native_roots(true);
+    if let Some(path) = std::env::var_os("JOIP_EXTRA_CA_FILE") {
+        trust = trust.with_pem_certificate(std::fs::read(path)?);
+    }
     let https = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
         ))
+        .tls_context(tls::TlsContext::builder().with_trust_store(trust).build()?)
         .build_https();
     let sdk = aws_config::defaults(BehaviorVersion::latest())
         .http_client(https)

@@ -1,0 +1,559 @@
+//! Every scan of a JPEG decoded to coefficients (issue 21): sequential scans interleaved or
+//! not, progressive scans (spectral selection and successive approximation, T.81 G.1.2, as
+//! libjpeg's `jdphuff.c` reads them), restart intervals, tables and restart intervals
+//! redefined between scans. Nothing is decoded to samples: the result is the [`Planes`].
+//!
+//! What libjpeg-turbo refuses, or warns about (so `djpeg -strict` refuses), is refused as
+//! corrupt: bits read past a scan's data, bytes left over after its last MCU, restart markers
+//! missing or out of order, a bogus progression, a scan with an undefined table, a missing
+//! EOI. A progressive file that never sends some coefficients, or never scans a component, is
+//! read as libjpeg reads it: those coefficients stay zero.
+
+use super::arith;
+use super::coef::{new_planes, FrameGeometry, Planes, ScanSpec};
+use super::huffman::{BitReader, Block, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
+use super::jpeg::{
+    corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, truncated, Conditioning,
+    Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL, DQT, DRI, EOI, SOI, SOS,
+};
+use super::WatermarkError;
+
+/// A scan header (SOS): its components and its part of the progression.
+#[derive(Clone, Debug)]
+pub(crate) struct ScanHeader {
+    pub components: Vec<ScanComponent>,
+    pub ss: u8,
+    pub se: u8,
+    pub ah: u8,
+    pub al: u8,
+}
+
+/// Parses an SOS payload against the frame. Table ids are checked where a scan uses them
+/// (a refinement scan uses none).
+pub(crate) fn parse_sos(p: &[u8], frame: &Frame) -> Result<ScanHeader, WatermarkError> {
+    let n = usize::from(*p.first().ok_or_else(|| corrupt("SOS length"))?);
+    if !(1..=4).contains(&n) || p.len() != 1 + 2 * n + 3 {
+        return Err(corrupt("SOS length"));
+    }
+    let mut components: Vec<ScanComponent> = Vec::with_capacity(n);
+    for c in p[1..1 + 2 * n].chunks_exact(2) {
+        let component = frame
+            .components
+            .iter()
+            .position(|f| f.id == c[0])
+            .ok_or_else(|| corrupt("scan component not in frame"))?;
+        if components.iter().any(|s| s.component == component) {
+            return Err(corrupt("scan component twice"));
+        }
+        components.push(ScanComponent {
+            component,
+            dc: usize::from(c[1] >> 4),
+            ac: usize::from(c[1] & 15),
+        });
+    }
+    let tail = &p[1 + 2 * n..];
+    Ok(ScanHeader {
+        components,
+        ss: tail[0],
+        se: tail[1],
+        ah: tail[2] >> 4,
+        al: tail[2] & 15,
+    })
+}
+
+/// A whole JPEG as coefficients.
+pub(crate) struct Coefficients {
+    pub geom: FrameGeometry,
+    pub planes: Planes,
+    /// The quantisation table of each component (frame order), as latched at its first scan.
+    pub quant: Vec<[u16; 64]>,
+    pub progressive: bool,
+    /// The scans as the file sent them (the progression to write again).
+    pub script: Vec<ScanSpec>,
+}
+
+/// Tables, restart interval and progression state as they evolve from scan to scan.
+struct Decoder<'a> {
+    input: &'a [u8],
+    frame: &'a Frame,
+    geom: FrameGeometry,
+    quant: [Option<[u16; 64]>; 4],
+    dc: [Option<HuffSpec>; 4],
+    ac: [Option<HuffSpec>; 4],
+    conditioning: Conditioning,
+    restart_interval: usize,
+    latched: Vec<Option<[u16; 64]>>,
+    /// Per component and coefficient: the point transform of the last scan that sent it, -1
+    /// before any (libjpeg's `coef_bits`).
+    coef_bits: Vec<[i8; 64]>,
+    script: Vec<ScanSpec>,
+}
+
+/// What a scan does to each of its blocks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Sequential,
+    DcFirst,
+    DcRefine,
+    AcFirst,
+    AcRefine,
+}
+
+/// Decodes every scan of `input` (whose segments up to the first scan are `header`) up to EOI.
+pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, WatermarkError> {
+    let frame = &header.frame;
+    let geom = FrameGeometry::new(frame.width, frame.height, frame.components.clone());
+    let mut planes = new_planes(&geom);
+    let n = frame.components.len();
+    let mut d = Decoder {
+        input,
+        frame,
+        geom,
+        quant: header.quant,
+        dc: header.dc.clone(),
+        ac: header.ac.clone(),
+        conditioning: header.conditioning.clone(),
+        restart_interval: header.restart_interval,
+        latched: vec![None; n],
+        coef_bits: vec![[-1; 64]; n],
+        script: Vec::new(),
+    };
+    let mut i = header.sos.start;
+    loop {
+        if input.get(i) != Some(&0xFF) {
+            return Err(if i >= input.len() {
+                truncated()
+            } else {
+                corrupt("expected a marker")
+            });
+        }
+        while input.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        // A file that ends without EOI is cut (libjpeg: "Premature end of JPEG file").
+        let marker = *input.get(i).ok_or_else(truncated)?;
+        i += 1;
+        match marker {
+            EOI => break,
+            // Parameterless markers between scans: libjpeg skips them.
+            0x01 | 0xD0..=0xD7 => continue,
+            SOI => return Err(corrupt("SOI inside the image")),
+            _ => {}
+        }
+        let len = input.get(i..i + 2).ok_or_else(truncated)?;
+        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+        if len < 2 {
+            return Err(corrupt("segment length"));
+        }
+        let end = i + len;
+        let payload = input.get(i + 2..end).ok_or_else(truncated)?;
+        i = end;
+        match marker {
+            SOS => {
+                let scan = parse_sos(payload, frame)?;
+                i = d.decode_scan(end, &scan, &mut planes)?;
+            }
+            DHT => parse_dht(payload, &mut d.dc, &mut d.ac)?,
+            DQT => parse_dqt(payload, &mut d.quant)?,
+            DRI => d.restart_interval = parse_dri(payload)?,
+            DAC => parse_dac(payload, &mut d.conditioning)?,
+            // libjpeg-turbo skips a DNL (the height came from the SOF); metadata after the
+            // first scan is dropped.
+            DNL | APP0..=0xEF | COM => {}
+            0xC0..=0xCF => return Err(corrupt("more than one frame")),
+            _ => return Err(corrupt("unknown marker")),
+        }
+    }
+    // A component no scan sent stays zero, as libjpeg shows it; its table is the one its
+    // id names at the end (or none: then any table is as good).
+    let quant = frame
+        .components
+        .iter()
+        .zip(&d.latched)
+        .map(|(c, latched)| latched.or(d.quant[c.tq]).unwrap_or([1; 64]))
+        .collect();
+    Ok(Coefficients {
+        geom: d.geom,
+        planes,
+        quant,
+        progressive: frame.progressive,
+        script: d.script,
+    })
+}
+
+/// Finds the end of a scan's entropy-coded data (the 0xFF of the marker after it) and its
+/// restart markers as `(0xFF position, position after the marker, marker)`.
+type Restart = (usize, usize, u8);
+
+fn scan_data(input: &[u8], start: usize) -> Result<(Vec<Restart>, usize), WatermarkError> {
+    let mut restarts = Vec::new();
+    let mut i = start;
+    loop {
+        let ff = i + input
+            .get(i..)
+            .and_then(|rest| rest.iter().position(|&b| b == 0xFF))
+            .ok_or_else(truncated)?;
+        let mut k = ff + 1;
+        while input.get(k) == Some(&0xFF) {
+            k += 1;
+        }
+        match *input.get(k).ok_or_else(truncated)? {
+            0x00 => i = k + 1,
+            m @ 0xD0..=0xD7 => {
+                restarts.push((ff, k + 1, m));
+                i = k + 1;
+            }
+            _ => return Ok((restarts, ff)),
+        }
+    }
+}
+
+impl Decoder<'_> {
+    /// Decodes the scan whose data starts at `start`; returns where its data ends.
+    fn decode_scan(
+        &mut self,
+        start: usize,
+        scan: &ScanHeader,
+        planes: &mut Planes,
+    ) -> Result<usize, WatermarkError> {
+        let pass = self.check_progression(scan)?;
+        for s in &scan.components {
+            let c = s.component;
+            if self.latched[c].is_none() {
+                let tq = self.frame.components[c].tq;
+                self.latched[c] =
+                    Some(self.quant[tq].ok_or_else(|| corrupt("undefined quantisation table"))?);
+            }
+        }
+        let geom = &self.geom;
+        let single = scan.components.len() == 1;
+        let (mcus_x, total) = if single {
+            let (w, h) = geom.coded_blocks(scan.components[0].component);
+            (w, w * h)
+        } else {
+            let blocks: usize = scan
+                .components
+                .iter()
+                .map(|s| geom.components[s.component].h * geom.components[s.component].v)
+                .sum();
+            if blocks > 10 {
+                return Err(corrupt("more than 10 blocks per MCU"));
+            }
+            (geom.mcus_x, geom.mcus_x * geom.mcus_y)
+        };
+
+        let (restarts, end) = scan_data(self.input, start)?;
+        let ri = self.restart_interval;
+        let intervals = if ri == 0 { 1 } else { total.div_ceil(ri) };
+        if restarts.len() + 1 < intervals {
+            return Err(corrupt("restart markers missing"));
+        }
+        let mut raw = Vec::with_capacity(restarts.len() + 1);
+        let mut from = start;
+        for (n, &(ff, after, m)) in restarts.iter().enumerate() {
+            if usize::from(m - 0xD0) != n % 8 {
+                return Err(corrupt("restart markers out of sequence"));
+            }
+            raw.push(from..ff);
+            from = after;
+        }
+        raw.push(from..end);
+        // libjpeg skips a restart marker after the last MCU: it ends an empty interval.
+        if raw[intervals..].iter().any(|r| !r.is_empty()) {
+            return Err(corrupt("restart marker inside an interval"));
+        }
+        raw.truncate(intervals);
+
+        self.script.push(ScanSpec {
+            components: scan.components.iter().map(|s| s.component).collect(),
+            ss: scan.ss,
+            se: scan.se,
+            ah: scan.ah,
+            al: scan.al,
+        });
+        if self.frame.arithmetic {
+            let spec = self.script.last().expect("pushed above");
+            let tables: Vec<(usize, usize)> =
+                scan.components.iter().map(|s| (s.dc, s.ac)).collect();
+            let stop = arith::decode_scan(
+                &self.input[start..],
+                geom,
+                spec,
+                &tables,
+                &self.conditioning,
+                ri,
+                planes,
+            )?;
+            // The decoder stops at the first marker that is not its next restart: the one
+            // found above, or the scan's intervals did not add up.
+            if start + stop != end {
+                return Err(corrupt("arithmetic scan data does not end at its marker"));
+            }
+            return Ok(end);
+        }
+
+        let table = |specs: &[Option<HuffSpec>; 4], id: usize| {
+            specs
+                .get(id)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| corrupt("scan uses an undefined Huffman table"))
+                .and_then(DecodeTable::new)
+        };
+        let mut tables = Vec::with_capacity(scan.components.len());
+        for s in &scan.components {
+            let dc = match pass {
+                Pass::Sequential | Pass::DcFirst => Some(table(&self.dc, s.dc)?),
+                _ => None,
+            };
+            let ac = match pass {
+                Pass::Sequential | Pass::AcFirst | Pass::AcRefine => Some(table(&self.ac, s.ac)?),
+                _ => None,
+            };
+            tables.push((dc, ac));
+        }
+        let mut blocks = BlockDecoder {
+            pass,
+            tables,
+            ss: usize::from(scan.ss),
+            se: usize::from(scan.se),
+            al: u32::from(scan.al),
+            pred: [0; 4],
+            eobrun: 0,
+        };
+
+        for (n, r) in raw.iter().enumerate() {
+            let mcus = if ri == 0 {
+                0..total
+            } else {
+                n * ri..((n + 1) * ri).min(total)
+            };
+            let mut rd = BitReader::new(&self.input[r.clone()]);
+            blocks.pred = [0; 4];
+            blocks.eobrun = 0;
+            for m in mcus {
+                if single {
+                    let plane = &mut planes[scan.components[0].component];
+                    blocks.block(&mut rd, 0, plane.block_mut(m % mcus_x, m / mcus_x))?;
+                    continue;
+                }
+                let (mx, my) = (m % mcus_x, m / mcus_x);
+                for (s, sc) in scan.components.iter().enumerate() {
+                    let fc = geom.components[sc.component];
+                    let plane = &mut planes[sc.component];
+                    for j in 0..fc.v {
+                        for i in 0..fc.h {
+                            let block = plane.block_mut(mx * fc.h + i, my * fc.v + j);
+                            blocks.block(&mut rd, s, block)?;
+                        }
+                    }
+                }
+            }
+            end_of_interval(&rd)?;
+        }
+        Ok(end)
+    }
+
+    /// The scan's parameters against the frame and the progression so far, as libjpeg-turbo
+    /// judges them (`jdphuff.c` `start_pass_phuff_decoder`, `jdhuff.c` for sequential frames):
+    /// its errors and its warnings (JWRN_BOGUS_PROGRESSION, JWRN_NOT_SEQUENTIAL) both refuse.
+    fn check_progression(&mut self, scan: &ScanHeader) -> Result<Pass, WatermarkError> {
+        let (ss, se, ah, al) = (scan.ss, scan.se, scan.ah, scan.al);
+        if !self.frame.progressive {
+            if (ss, se, ah, al) != (0, 63, 0, 0) {
+                return Err(corrupt("not a sequential scan"));
+            }
+            return Ok(Pass::Sequential);
+        }
+        let dc_band = ss == 0;
+        let mut bad = if dc_band {
+            se != 0
+        } else {
+            ss > se || se > 63 || scan.components.len() != 1
+        };
+        bad |= ah != 0 && al + 1 != ah;
+        bad |= al > 13;
+        if bad {
+            return Err(corrupt("invalid progressive scan parameters"));
+        }
+        for s in &scan.components {
+            let bits = &mut self.coef_bits[s.component];
+            if !dc_band && bits[0] < 0 {
+                return Err(corrupt("AC scan before the DC scan"));
+            }
+            for bit in &mut bits[usize::from(ss)..=usize::from(se)] {
+                let expected = (*bit).max(0) as u8;
+                if ah != expected {
+                    return Err(corrupt("bogus progression"));
+                }
+                *bit = al as i8;
+            }
+        }
+        Ok(match (dc_band, ah) {
+            (true, 0) => Pass::DcFirst,
+            (true, _) => Pass::DcRefine,
+            (false, 0) => Pass::AcFirst,
+            (false, _) => Pass::AcRefine,
+        })
+    }
+}
+
+/// Decodes blocks of one scan; the state that runs across blocks (DC predictors, EOBRUN)
+/// is reset at each restart.
+struct BlockDecoder {
+    pass: Pass,
+    /// (DC, AC) table of each scan component, where the pass uses it.
+    tables: Vec<(Option<DecodeTable>, Option<DecodeTable>)>,
+    ss: usize,
+    se: usize,
+    al: u32,
+    pred: [i32; 4],
+    eobrun: u32,
+}
+
+const BAD_DC: ScanError = ScanError("DC difference category");
+const PAST_BAND: ScanError = ScanError("AC coefficient index past the band");
+
+impl BlockDecoder {
+    #[inline]
+    fn block(&mut self, rd: &mut BitReader, s: usize, block: &mut Block) -> Result<(), ScanError> {
+        let missing = ScanError("table");
+        match self.pass {
+            Pass::Sequential => {
+                let (dc, ac) = &self.tables[s];
+                rd.decode_block(
+                    dc.as_ref().ok_or(missing)?,
+                    ac.as_ref().ok_or(missing)?,
+                    &mut self.pred[s],
+                    block,
+                )
+            }
+            Pass::DcFirst => {
+                let size = rd.symbol(self.tables[s].0.as_ref().ok_or(missing)?)?;
+                if size > MAX_DC_SIZE {
+                    return Err(BAD_DC);
+                }
+                self.pred[s] = self.pred[s].wrapping_add(rd.value(size));
+                block[0] = self.pred[s]
+                    .checked_shl(self.al)
+                    .and_then(|v| i16::try_from(v).ok())
+                    .ok_or(ScanError("DC value out of range"))?;
+                Ok(())
+            }
+            Pass::DcRefine => {
+                if rd.bits(1) != 0 {
+                    block[0] |= 1 << self.al;
+                }
+                Ok(())
+            }
+            Pass::AcFirst | Pass::AcRefine => {
+                // Tables moved out for the call: no allocation, no clone.
+                let tables = std::mem::take(&mut self.tables);
+                let r = match tables[s].1.as_ref() {
+                    None => Err(missing),
+                    Some(ac) if self.pass == Pass::AcFirst => self.ac_first(rd, ac, block),
+                    Some(ac) => self.ac_refine(rd, ac, block),
+                };
+                self.tables = tables;
+                r
+            }
+        }
+    }
+
+    /// G.1.2.2: the first bits of a band, with end-of-band runs across blocks.
+    fn ac_first(
+        &mut self,
+        rd: &mut BitReader,
+        ac: &DecodeTable,
+        block: &mut Block,
+    ) -> Result<(), ScanError> {
+        if self.eobrun > 0 {
+            self.eobrun -= 1;
+            return Ok(());
+        }
+        let mut k = self.ss;
+        while k <= self.se {
+            let rs = rd.symbol(ac)?;
+            let (r, size) = (usize::from(rs >> 4), rs & 15);
+            if size != 0 {
+                k += r;
+                if k > self.se {
+                    return Err(PAST_BAND);
+                }
+                // As libjpeg: the shifted value is kept in 16 bits.
+                block[k] = (rd.value(size) << self.al) as i16;
+                k += 1;
+            } else if r == 15 {
+                k += 16;
+            } else {
+                self.eobrun = (1 << r) + rd.bits(r as u32) - 1;
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// G.1.2.3: one more bit of every coefficient of the band; new coefficients are ±1.
+    fn ac_refine(
+        &mut self,
+        rd: &mut BitReader,
+        ac: &DecodeTable,
+        block: &mut Block,
+    ) -> Result<(), ScanError> {
+        let p1: i16 = 1 << self.al;
+        let m1: i16 = (-1i32 << self.al) as i16;
+        let refine = |rd: &mut BitReader, coef: &mut i16| {
+            if rd.bits(1) != 0 && *coef & p1 == 0 {
+                *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
+            }
+        };
+        let mut k = self.ss;
+        if self.eobrun == 0 {
+            while k <= self.se {
+                let rs = rd.symbol(ac)?;
+                let (mut r, size) = (i32::from(rs >> 4), rs & 15);
+                let mut value = 0;
+                if size != 0 {
+                    // libjpeg warns: "Corrupt JPEG data: bad Huffman code".
+                    if size != 1 {
+                        return Err(ScanError("refinement coefficient larger than 1"));
+                    }
+                    value = if rd.bits(1) != 0 { p1 } else { m1 };
+                } else if r != 15 {
+                    self.eobrun = (1 << r) + rd.bits(r as u32);
+                    break;
+                }
+                // Over the already-nonzero coefficients (each gets its correction bit) and r
+                // still-zero ones, to where the new coefficient goes.
+                while k <= self.se {
+                    let coef = &mut block[k];
+                    if *coef != 0 {
+                        refine(rd, coef);
+                    } else {
+                        r -= 1;
+                        if r < 0 {
+                            break;
+                        }
+                    }
+                    k += 1;
+                }
+                if value != 0 {
+                    if k > self.se {
+                        return Err(PAST_BAND);
+                    }
+                    block[k] = value;
+                }
+                k += 1;
+            }
+        }
+        if self.eobrun > 0 {
+            while k <= self.se {
+                if block[k] != 0 {
+                    refine(rd, &mut block[k]);
+                }
+                k += 1;
+            }
+            self.eobrun -= 1;
+        }
+        Ok(())
+    }
+}

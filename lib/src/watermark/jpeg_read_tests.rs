@@ -1,0 +1,210 @@
+//! The planes path (issue 21) against libjpeg-turbo: files written by `cjpeg` in its
+//! non-interleaved and progressive modes decode to exactly the coefficients `jpegtran` gives
+//! for the same file (it is lossless in the coefficient domain); cut and lying files are
+//! refused; a Motion-JPEG frame without tables is published. Needs the Debian package
+//! `libjpeg-turbo-progs` (`cjpeg`, `jpegtran`, `djpeg`); skips loudly without it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use super::coef::Planes;
+use super::jpeg::{parse_header, stamp};
+use super::jpeg_read;
+use super::test_jpeg::{self, Options};
+use super::tests::{camera_exif, photo, with_segments};
+use super::{Limits, WatermarkError};
+
+/// Runs a libjpeg-turbo tool on `input` (stdin); `None`, loudly, when it is not installed.
+fn tool(name: &str, args: &[&str], input: &[u8]) -> Option<Result<Vec<u8>, String>> {
+    let child = Command::new(name)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("SKIPPED: `{name}` not found: apt-get install -y libjpeg-turbo-progs");
+        return None;
+    };
+    child.stdin.take()?.write_all(input).ok()?;
+    let out = child.wait_with_output().ok()?;
+    Some(if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+}
+
+fn ppm(w: usize, h: usize, seed: u64) -> Vec<u8> {
+    let mut out = format!("P6\n{w} {h}\n255\n").into_bytes();
+    out.extend_from_slice(&photo(w, h, seed));
+    out
+}
+
+fn planes_of(jpeg: &[u8]) -> Result<(Planes, Vec<(usize, usize)>), WatermarkError> {
+    let header = parse_header(jpeg, &Limits::default())?;
+    let coefs = jpeg_read::decode(jpeg, &header)?;
+    let coded = (0..coefs.geom.components.len())
+        .map(|c| coefs.geom.coded_blocks(c))
+        .collect();
+    Ok((coefs.planes, coded))
+}
+
+/// Every coded block of `a` equals `b`'s (padding blocks are the encoder's choice).
+fn assert_same_coefficients(a: &[u8], b: &[u8], what: &str) {
+    let (pa, coded) = planes_of(a).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let (pb, _) = planes_of(b).unwrap_or_else(|e| panic!("{what} (jpegtran): {e}"));
+    for (c, &(w, h)) in coded.iter().enumerate() {
+        for by in 0..h {
+            for bx in 0..w {
+                assert_eq!(
+                    pa[c].block(bx, by),
+                    pb[c].block(bx, by),
+                    "{what}: component {c} block ({bx}, {by})"
+                );
+            }
+        }
+    }
+}
+
+fn scans_file(text: &str) -> String {
+    let path = std::env::temp_dir().join(format!("joip-scans-{}.txt", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn non_interleaved_progressive_and_arithmetic_files_decode_to_jpegtrans_coefficients() {
+    let input = ppm(227, 149, 4);
+    let scans = scans_file("0;\n1;\n2;\n");
+    for sample in ["2x2", "1x2", "2x1", "1x1"] {
+        for mode in [
+            vec!["-scans", scans.as_str()],
+            vec!["-progressive"],
+            vec!["-progressive", "-restart", "3B"],
+            vec!["-scans", scans.as_str(), "-restart", "2B"],
+            vec!["-arithmetic"],
+            vec!["-arithmetic", "-progressive", "-restart", "2B"],
+            vec!["-arithmetic", "-scans", scans.as_str()],
+        ] {
+            let mut args = vec!["-quality", "88", "-sample", sample];
+            args.extend_from_slice(&mode);
+            let Some(jpeg) = tool("cjpeg", &args, &input) else {
+                return;
+            };
+            let jpeg = jpeg.unwrap();
+            let baseline = tool("jpegtran", &["-copy", "none"], &jpeg)
+                .unwrap()
+                .unwrap();
+            let what = format!("{sample} {mode:?}");
+            assert_same_coefficients(&jpeg, &baseline, &what);
+            // Published, and libjpeg-turbo reads what we publish without a warning.
+            let (out, _) =
+                stamp(&jpeg, &Limits::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            tool("djpeg", &["-strict"], &out)
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{what}: djpeg: {e}"));
+        }
+    }
+}
+
+#[test]
+fn a_progressive_file_cut_in_half_is_corrupt() {
+    let Some(jpeg) = tool("cjpeg", &["-progressive"], &ppm(300, 200, 9)) else {
+        return;
+    };
+    let jpeg = jpeg.unwrap();
+    let mut cut = jpeg[..jpeg.len() / 2].to_vec();
+    cut.extend_from_slice(&[0xFF, 0xD9]);
+    assert!(tool("djpeg", &["-strict"], &cut).unwrap().is_err());
+    let r = stamp(&cut, &Limits::default());
+    assert!(matches!(r, Err(WatermarkError::Corrupt(_))), "{r:?}");
+}
+
+#[test]
+fn a_sof_lying_about_the_size_is_corrupt() {
+    for mode in ["-progressive", "-baseline"] {
+        let Some(jpeg) = tool("cjpeg", &[mode], &ppm(227, 149, 2)) else {
+            return;
+        };
+        let mut jpeg = jpeg.unwrap();
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC2] || w == [0xFF, 0xC0])
+            .unwrap();
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x1B, 0x58, 0x1B, 0x58]);
+        let r = stamp(&jpeg, &Limits::default());
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "{mode}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_baseline_file_cut_after_the_mark_is_corrupt() {
+    // Orientation 6: the mark sits early in the stored scan; the cut tail used to be spliced.
+    let plain = test_jpeg::encode(&photo(480, 320, 6), 480, 320, &Options::default());
+    let input = with_segments(&plain, &[camera_exif(6)]);
+    assert!(stamp(&input, &Limits::default()).is_ok());
+    for cut in [input.len() * 7 / 10, input.len() - 40, input.len() - 3] {
+        let mut bad = input[..cut].to_vec();
+        bad.extend_from_slice(&[0xFF, 0xD9]);
+        let r = stamp(&bad, &Limits::default());
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "cut {cut}: {r:?}"
+        );
+    }
+    // Bytes left over after the last MCU: libjpeg warns, we refuse.
+    let mut extra = plain[..plain.len() - 2].to_vec();
+    extra.extend_from_slice(&[0x12, 0x34, 0xFF, 0xD9]);
+    let r = stamp(&extra, &Limits::default());
+    assert!(matches!(r, Err(WatermarkError::Corrupt(_))), "{r:?}");
+}
+
+#[test]
+fn a_motion_jpeg_frame_without_huffman_tables_is_published() {
+    // Our test encoder writes the standard tables: without its DHT, the frame is what
+    // Motion-JPEG cameras send, and libjpeg decodes it with the same tables.
+    let with_dht = test_jpeg::encode(&photo(160, 120, 3), 160, 120, &Options::default());
+    let at = with_dht.windows(2).position(|w| w == [0xFF, 0xC4]).unwrap();
+    let len = usize::from(u16::from_be_bytes([with_dht[at + 2], with_dht[at + 3]]));
+    let mjpeg = [&with_dht[..at], &with_dht[at + 2 + len..]].concat();
+    let (out, _) = stamp(&mjpeg, &Limits::default()).unwrap();
+    if let Some(r) = tool("djpeg", &["-strict"], &out) {
+        r.unwrap();
+    }
+}
+
+/// `cargo test --release -p joip --lib jpeg_read_tests -- --ignored --nocapture`: a 12 MP
+/// progressive JPEG through the planes path against the old fallback, same run.
+#[test]
+#[ignore]
+fn timing_of_a_12_mp_progressive_jpeg() {
+    use std::time::Instant;
+    let Some(jpeg) = tool(
+        "cjpeg",
+        &["-progressive", "-quality", "90"],
+        &ppm(4000, 3000, 12),
+    ) else {
+        return;
+    };
+    let jpeg = jpeg.unwrap();
+    let best = |f: &dyn Fn()| {
+        (0..3)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .fold(f64::MAX, f64::min)
+    };
+    let planes = best(&|| {
+        std::hint::black_box(stamp(&jpeg, &Limits::default()).unwrap());
+    });
+    println!(
+        "12 MP progressive, {} bytes: planes path {planes:.1} ms",
+        jpeg.len()
+    );
+}
