@@ -252,7 +252,11 @@ impl http_body::Body for GatedBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         ready!(this.gate.poll_open(&mut this.arrived, cx));
-        Poll::Ready(this.data.take().map(|data| Ok(http_body::Frame::data(data))))
+        Poll::Ready(
+            this.data
+                .take()
+                .map(|data| Ok(http_body::Frame::data(data))),
+        )
     }
 
     fn is_end_stream(&self) -> bool {
