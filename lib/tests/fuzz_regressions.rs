@@ -156,8 +156,13 @@ fn djpeg_available() -> bool {
 
 /// Judges every file on as many threads as there are cores.
 fn judge_all(files: &[PathBuf], djpeg: bool) -> Vec<Verdict> {
-    let scratch =
-        std::env::temp_dir().join(format!("joip-fuzz-regressions-{}", std::process::id()));
+    // One directory per call: both tests may judge at once in one process.
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let scratch = std::env::temp_dir().join(format!(
+        "joip-fuzz-regressions-{}-{}",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     let next = AtomicUsize::new(0);
     let verdicts = Mutex::new(Vec::new());

@@ -217,7 +217,11 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
         let marker = *input.get(i).ok_or_else(truncated)?;
         let start = i - 1;
         i += 1;
-        if matches!(marker, SOI | EOI | 0x00 | 0x01 | 0xD0..=0xD7) {
+        // Parameterless markers: libjpeg skips a stray RSTn or TEM before the first scan.
+        if matches!(marker, 0x01 | 0xD0..=0xD7) {
+            continue;
+        }
+        if matches!(marker, SOI | EOI | 0x00) {
             return Err(corrupt("unexpected marker before the image data"));
         }
         let len = usize::from(u16::from_be_bytes([
@@ -255,7 +259,7 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
             SOS => {
                 let frame = frame.ok_or_else(|| corrupt("scan before frame"))?;
                 let first_scan = jpeg_read::parse_sos(payload, &frame)?;
-                let colour = colour_of(&frame, adobe_transform, jfif);
+                let colour = colour_of(&frame, adobe_transform, jfif)?;
                 // Tables 0 and 1 that nothing defined are the standard ones (Motion-JPEG
                 // frames leave them out), as libjpeg decides at the first scan.
                 let mut implied = Vec::new();
@@ -298,6 +302,7 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
                 });
             }
             APP0 if payload.starts_with(b"JFIF\0") && payload.len() >= 14 => {
+                check_app(marker, payload)?;
                 // Keep density and version; drop the (unwatermarked) thumbnail.
                 jfif = true;
                 let mut seg = vec![0xFF, APP0, 0, 16];
@@ -317,8 +322,12 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
             DNL => return Err(corrupt("DNL before the scan")),
             0xDE | 0xDF => return Err(WatermarkError::Unsupported("hierarchical JPEG")),
             0xF7 => return Err(WatermarkError::Unsupported("JPEG-LS")),
-            // Every other APPn, COM and reserved segment: dropped.
-            _ => {}
+            // The JPG extension marker: libjpeg refuses it as an unsupported frame.
+            0xC8 => return Err(WatermarkError::Unsupported("JPEG extension (JPG marker)")),
+            // Every other APPn and COM: dropped.
+            APP0..=0xEF | COM => {}
+            // A reserved marker (JPGn, RESn): libjpeg stops at it ("Unsupported marker type").
+            _ => return Err(corrupt("unknown marker")),
         }
     }
 }
@@ -497,20 +506,40 @@ fn splice_scan(
     Some(scan.components.clone())
 }
 
-/// libjpeg's rules: an Adobe marker says it outright; JFIF means YCbCr; otherwise component
-/// ids 'R','G','B' mean RGB. Four components are CMYK, or YCCK when Adobe says so.
-fn colour_of(frame: &Frame, adobe_transform: Option<u8>, jfif: bool) -> Colour {
+/// libjpeg's rules (`default_decompress_parms`), in its order: three components are YCbCr under
+/// JFIF, whatever an Adobe marker says; else the Adobe marker's transform (0 RGB, 1 YCbCr);
+/// else component ids 'R','G','B' mean RGB and anything else YCbCr. Four components are CMYK,
+/// or YCCK when Adobe says 2. An Adobe transform outside those is libjpeg's warning "Unknown
+/// Adobe color transform code", refused as the reference decoder under `-strict` refuses it.
+fn colour_of(
+    frame: &Frame,
+    adobe_transform: Option<u8>,
+    jfif: bool,
+) -> Result<Colour, WatermarkError> {
     let ids: Vec<u8> = frame.components.iter().map(|c| c.id).collect();
-    match (frame.components.len(), adobe_transform) {
+    Ok(match (frame.components.len(), adobe_transform) {
         (1, _) => Colour::Gray,
+        (3, _) if jfif => Colour::YCbCr,
         (3, Some(0)) => Colour::Rgb,
-        (3, Some(_)) => Colour::YCbCr,
-        (3, None) if !jfif && ids == b"RGB" => Colour::Rgb,
+        (3, Some(1)) => Colour::YCbCr,
+        (3, None) if ids == b"RGB" => Colour::Rgb,
         (3, None) => Colour::YCbCr,
+        (4, Some(0) | None) => Colour::Cmyk,
         (4, Some(2)) => Colour::Ycck,
-        (4, _) => Colour::Cmyk,
+        (3 | 4, Some(_)) => return Err(corrupt("unknown Adobe colour transform")),
         _ => Colour::Other,
+    })
+}
+
+/// What libjpeg checks of an APPn segment wherever it meets one, before or between scans: a
+/// JFIF APP0 (14 bytes or more) of a major version other than 1 is its warning "Warning:
+/// unknown JFIF revision number", which the reference decoder under `-strict` refuses (and
+/// the copy would keep the segment).
+pub(crate) fn check_app(marker: u8, payload: &[u8]) -> Result<(), WatermarkError> {
+    if marker == APP0 && payload.len() >= 14 && payload.starts_with(b"JFIF\0") && payload[5] != 1 {
+        return Err(corrupt("JFIF version"));
     }
+    Ok(())
 }
 
 /// A run of MCUs between restart markers (the whole scan without DRI) and its bytes.
@@ -952,8 +981,14 @@ fn check_trailer(input: &[u8], mut i: usize) -> Result<(), WatermarkError> {
             EOI => return Ok(()),
             APP0..=0xEF | COM | DNL => {
                 let len = input.get(i..i + 2).ok_or_else(truncated)?;
-                i += usize::from(u16::from_be_bytes([len[0], len[1]]));
-                if i > input.len() || input.get(i) != Some(&0xFF) {
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if len < 2 {
+                    return Err(corrupt("segment length"));
+                }
+                let payload = input.get(i + 2..i + len).ok_or_else(truncated)?;
+                check_app(marker, payload)?;
+                i += len;
+                if input.get(i) != Some(&0xFF) {
                     return Err(truncated());
                 }
             }

@@ -13,8 +13,8 @@ use super::arith;
 use super::coef::{new_planes, FrameGeometry, Planes, ScanSpec};
 use super::huffman::{BitReader, Block, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
 use super::jpeg::{
-    corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, truncated, Conditioning,
-    Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL, DQT, DRI, EOI, SOI, SOS,
+    check_app, corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, truncated,
+    Conditioning, Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL, DQT, DRI, EOI, SOI, SOS,
 };
 use super::WatermarkError;
 
@@ -159,7 +159,8 @@ pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, Wate
             DAC => parse_dac(payload, &mut d.conditioning)?,
             // libjpeg-turbo skips a DNL (the height came from the SOF); metadata after the
             // first scan is dropped.
-            DNL | APP0..=0xEF | COM => {}
+            APP0..=0xEF => check_app(marker, payload)?,
+            DNL | COM => {}
             0xC0..=0xCF => return Err(corrupt("more than one frame")),
             _ => return Err(corrupt("unknown marker")),
         }

@@ -711,6 +711,85 @@ fn bad_input_gets_the_right_error() {
     ));
 }
 
+/// The markers libjpeg-turbo warns about or stops at (`jdmarker.c` `read_markers`,
+/// `examine_app0`; `jdapimin.c` `default_decompress_parms`), each checked against
+/// `djpeg -strict` when this was written: refused exactly where it refuses (fuzz findings
+/// `disagree-1fbd5e4a1969f00e`, `disagree-2a2802aac81329a8`, `disagree-e391e0deda3578e5`).
+#[test]
+fn markers_libjpeg_refuses_are_refused_and_those_it_skips_are_skipped() {
+    let limits = Limits::default();
+    let good = ours(200, 150, Options::default());
+    assert_eq!(&good[2..4], &[0xFF, 0xE0], "ours writes JFIF first");
+    let corrupt = |bytes: &[u8], what: &str| {
+        let r = stamp(bytes, &limits);
+        assert!(
+            matches!(r, Err(WatermarkError::Corrupt(_))),
+            "{what}: {r:?}"
+        );
+    };
+    let published = |bytes: &[u8], what: &str| {
+        let r = stamp(bytes, &limits);
+        assert!(r.is_ok(), "{what}: {r:?}");
+    };
+    // "Warning: unknown JFIF revision number": a JFIF major version other than 1, before the
+    // scan or after it; a newer minor version and a JFIF APP0 too short to be read are fine.
+    for (major, minor) in [(0, 1), (2, 1), (77, 77)] {
+        let mut b = good.clone();
+        b[11] = major;
+        b[12] = minor;
+        corrupt(&b, &format!("JFIF {major}.{minor:02}"));
+    }
+    let mut newer = good.clone();
+    newer[12] = 9;
+    published(&newer, "JFIF 1.09");
+    published(
+        &with_segments(&good, &[seg(0xE0, b"JFIF\0\x02\x01")]),
+        "a 7-byte JFIF APP0",
+    );
+    let jfif = |major: u8| {
+        seg(
+            0xE0,
+            &[b"JFIF\0".as_slice(), &[major, 1, 0, 0, 1, 0, 1, 0, 0]].concat(),
+        )
+    };
+    let before_eoi =
+        |segment: &[u8]| [&good[..good.len() - 2], segment, &good[good.len() - 2..]].concat();
+    corrupt(&before_eoi(&jfif(0)), "JFIF 0.01 after the scan");
+    published(&before_eoi(&jfif(1)), "JFIF 1.01 after the scan");
+    // "Unsupported marker type": reserved markers; 0xC8 (JPG) is an unsupported process.
+    for marker in [0x02, 0x3F, 0xBF, 0xF0, 0xFD] {
+        corrupt(
+            &with_segments(&good, &[seg(marker, b"abcd")]),
+            &format!("marker {marker:#x}"),
+        );
+    }
+    assert!(matches!(
+        stamp(&with_segments(&good, &[seg(0xC8, b"abcd")]), &limits),
+        Err(WatermarkError::Unsupported(_))
+    ));
+    // A stray RSTn or TEM before the first scan: skipped.
+    for marker in [0xD0, 0xD7, 0x01] {
+        published(
+            &with_segments(&good, &[vec![0xFF, marker]]),
+            &format!("{marker:#x} before the scan"),
+        );
+    }
+    // "Unknown Adobe color transform code": judged only where no JFIF marker decides.
+    let app0_end = 4 + usize::from(u16::from_be_bytes([good[4], good[5]]));
+    let bare = [&good[..2], &good[app0_end..]].concat();
+    let adobe = |t: u8| seg(0xEE, &[b"Adobe\0\x64\0\0\0\0".as_slice(), &[t]].concat());
+    for t in [0, 1] {
+        published(&with_segments(&bare, &[adobe(t)]), &format!("Adobe {t}"));
+    }
+    for t in [2, 5] {
+        corrupt(
+            &with_segments(&bare, &[adobe(t)]),
+            &format!("Adobe {t}, no JFIF"),
+        );
+    }
+    published(&with_segments(&good, &[adobe(5)]), "Adobe 5 under JFIF");
+}
+
 /// `jpeg` (baseline, SOF0) with its SOF marker and sample precision patched.
 fn with_sof(jpeg: &[u8], marker: u8, precision: u8) -> Vec<u8> {
     let sof_at = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
