@@ -183,6 +183,37 @@ pub(crate) struct Header {
     implied_dht: Option<Vec<u8>>,
 }
 
+/// Reads the marker at `*i`, after any number of 0xFF fill bytes, and moves past it. Anything
+/// but 0xFF at `*i` is corrupt; a file that ends first is cut (libjpeg: "Premature end of JPEG
+/// file").
+pub(crate) fn read_marker(input: &[u8], i: &mut usize) -> Result<u8, WatermarkError> {
+    if input.get(*i) != Some(&0xFF) {
+        return Err(if *i >= input.len() {
+            truncated()
+        } else {
+            corrupt("expected a marker")
+        });
+    }
+    while input.get(*i) == Some(&0xFF) {
+        *i += 1;
+    }
+    let marker = *input.get(*i).ok_or_else(truncated)?;
+    *i += 1;
+    Ok(marker)
+}
+
+/// Reads the segment whose length field is at `*i` and moves past it: its payload.
+pub(crate) fn read_segment<'a>(input: &'a [u8], i: &mut usize) -> Result<&'a [u8], WatermarkError> {
+    let len = input.get(*i..*i + 2).ok_or_else(truncated)?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    if len < 2 {
+        return Err(corrupt("segment length"));
+    }
+    let payload = input.get(*i + 2..*i + len).ok_or_else(truncated)?;
+    *i += len;
+    Ok(payload)
+}
+
 /// Reads the segments up to the first scan: refuses what is too large from the SOF alone,
 /// and sorts the metadata into what is kept (JFIF without thumbnail, ICC profile, Adobe
 /// colour transform) and what is dropped (EXIF, XMP, Photoshop, comments, every other APPn).
@@ -203,20 +234,9 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
     let mut pieces = Vec::new();
     let mut i = 2;
     loop {
-        if input.get(i) != Some(&0xFF) {
-            return Err(if i >= input.len() {
-                truncated()
-            } else {
-                corrupt("expected a marker")
-            });
-        }
-        // Any number of 0xFF fill bytes may precede a marker.
-        while input.get(i) == Some(&0xFF) {
-            i += 1;
-        }
-        let marker = *input.get(i).ok_or_else(truncated)?;
-        let start = i - 1;
-        i += 1;
+        let marker = read_marker(input, &mut i)?;
+        // The segment's bytes from the 0xFF of its marker (fill bytes before it left out).
+        let start = i - 2;
         // Parameterless markers: libjpeg skips a stray RSTn or TEM before the first scan.
         if matches!(marker, 0x01 | 0xD0..=0xD7) {
             continue;
@@ -224,17 +244,8 @@ pub(crate) fn parse_header(input: &[u8], limits: &Limits) -> Result<Header, Wate
         if matches!(marker, SOI | EOI | 0x00) {
             return Err(corrupt("unexpected marker before the image data"));
         }
-        let len = usize::from(u16::from_be_bytes([
-            *input.get(i).ok_or_else(truncated)?,
-            *input.get(i + 1).ok_or_else(truncated)?,
-        ]));
-        if len < 2 {
-            return Err(corrupt("segment length"));
-        }
-        let end = i + len;
-        let payload = input.get(i + 2..end).ok_or_else(truncated)?;
-        let range = start..end;
-        i = end;
+        let payload = read_segment(input, &mut i)?;
+        let range = start..i;
         match marker {
             0xC0..=0xCF if marker != DHT && marker != DAC && marker != 0xC8 => {
                 if frame.is_some() {
@@ -980,14 +991,7 @@ fn check_trailer(input: &[u8], mut i: usize) -> Result<(), WatermarkError> {
         match marker {
             EOI => return Ok(()),
             APP0..=0xEF | COM | DNL => {
-                let len = input.get(i..i + 2).ok_or_else(truncated)?;
-                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-                if len < 2 {
-                    return Err(corrupt("segment length"));
-                }
-                let payload = input.get(i + 2..i + len).ok_or_else(truncated)?;
-                check_app(marker, payload)?;
-                i += len;
+                check_app(marker, read_segment(input, &mut i)?)?;
                 if input.get(i) != Some(&0xFF) {
                     return Err(truncated());
                 }

@@ -13,8 +13,9 @@ use super::arith;
 use super::coef::{new_planes, FrameGeometry, Planes, ScanSpec};
 use super::huffman::{BitReader, Block, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
 use super::jpeg::{
-    check_app, corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, truncated,
-    Conditioning, Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL, DQT, DRI, EOI, SOI, SOS,
+    check_app, corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, read_marker,
+    read_segment, truncated, Conditioning, Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL,
+    DQT, DRI, EOI, SOI, SOS,
 };
 use super::WatermarkError;
 
@@ -120,19 +121,8 @@ pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, Wate
     };
     let mut i = header.sos.start;
     loop {
-        if input.get(i) != Some(&0xFF) {
-            return Err(if i >= input.len() {
-                truncated()
-            } else {
-                corrupt("expected a marker")
-            });
-        }
-        while input.get(i) == Some(&0xFF) {
-            i += 1;
-        }
-        // A file that ends without EOI is cut (libjpeg: "Premature end of JPEG file").
-        let marker = *input.get(i).ok_or_else(truncated)?;
-        i += 1;
+        // A file that ends without EOI is cut.
+        let marker = read_marker(input, &mut i)?;
         match marker {
             EOI => break,
             // Parameterless markers between scans: libjpeg skips them.
@@ -140,18 +130,11 @@ pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, Wate
             SOI => return Err(corrupt("SOI inside the image")),
             _ => {}
         }
-        let len = input.get(i..i + 2).ok_or_else(truncated)?;
-        let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-        if len < 2 {
-            return Err(corrupt("segment length"));
-        }
-        let end = i + len;
-        let payload = input.get(i + 2..end).ok_or_else(truncated)?;
-        i = end;
+        let payload = read_segment(input, &mut i)?;
         match marker {
             SOS => {
                 let scan = parse_sos(payload, frame)?;
-                i = d.decode_scan(end, &scan, &mut planes)?;
+                i = d.decode_scan(i, &scan, &mut planes)?;
             }
             DHT => parse_dht(payload, &mut d.dc, &mut d.ac)?,
             DQT => parse_dqt(payload, &mut d.quant)?,
