@@ -93,14 +93,22 @@ pub(crate) fn mark_block(
     changed
 }
 
+/// The top-left block the mark's box touches in a component sampled every `fx` x `fy`
+/// pixels: no block before it in scan order (row by row, or MCU by MCU) is changed.
+pub(crate) fn first_block(overlay: &Overlay, fx: usize, fy: usize) -> (usize, usize) {
+    (
+        overlay.x0 as usize / (8 * fx),
+        overlay.y0 as usize / (8 * fy),
+    )
+}
+
 /// Stamps every block of every plane that the mark's box touches; returns how many changed.
 /// `inks` has one entry per component, in frame order.
 pub(crate) fn stamp_planes(overlay: &Overlay, inks: &[ComponentInk], planes: &mut Planes) -> usize {
     let mut changed = 0;
     for (c, plane) in inks.iter().zip(planes.iter_mut()) {
         let (bw, bh) = (8 * c.fx, 8 * c.fy);
-        let bx0 = overlay.x0 as usize / bw;
-        let by0 = overlay.y0 as usize / bh;
+        let (bx0, by0) = first_block(overlay, c.fx, c.fy);
         let bx1 = ((overlay.x1() as usize).div_ceil(bw)).min(plane.width_blocks);
         let by1 = ((overlay.y1() as usize).div_ceil(bh)).min(plane.height_blocks);
         for by in by0..by1 {

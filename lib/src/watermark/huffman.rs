@@ -167,6 +167,14 @@ impl DecodeTable {
     }
 }
 
+/// A [`BitReader`]'s state at one point of its data.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Checkpoint {
+    pos: usize,
+    nbits: u32,
+    fake_bytes: u32,
+}
+
 /// Reads the entropy-coded bits of one scan (or one restart interval), MSB first, undoing
 /// byte stuffing. At a marker it feeds zeros, as T.81 decoders do, and remembers that it did
 /// so: consuming those zeros means the data was truncated.
@@ -247,9 +255,25 @@ impl<'a> BitReader<'a> {
     /// Where the next unread bit is: `(byte index into the data, bits of that byte already
     /// consumed)`. The byte index points at the data byte, i.e. at the 0xFF of a stuffed pair.
     pub fn position(&self) -> (usize, u32) {
-        let real = self.nbits - (self.fake_bytes * 8).min(self.nbits);
+        self.position_at(self.checkpoint())
+    }
+
+    /// The reader's state, cheap to take at every block: [`Self::position_at`] turns it into
+    /// a position later.
+    #[inline]
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            pos: self.pos,
+            nbits: self.nbits,
+            fake_bytes: self.fake_bytes,
+        }
+    }
+
+    /// [`Self::position`] as it was at `cp`.
+    pub fn position_at(&self, cp: Checkpoint) -> (usize, u32) {
+        let real = cp.nbits - (cp.fake_bytes * 8).min(cp.nbits);
         let mut back = real.div_ceil(8);
-        let mut i = self.pos;
+        let mut i = cp.pos;
         while back > 0 {
             // 0xFF only ever appears in data as the first byte of a stuffed pair, so a 0x00
             // after a 0xFF is always stuffing: stepping back is unambiguous.

@@ -74,6 +74,9 @@ pub(crate) struct Report {
     pub total_mcus: usize,
     /// Blocks whose coefficients changed.
     pub changed_blocks: usize,
+    /// Scans written, and those of them spliced: copied up to the mark, coded from there.
+    pub scans: usize,
+    pub spliced_scans: usize,
 }
 
 pub(crate) fn corrupt(what: &str) -> WatermarkError {
@@ -1054,35 +1057,21 @@ pub(crate) fn stamp(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, Report), 
 /// planes written again (sequential, or progressive with the input's own script when the
 /// writer can). Only the planes are picture-sized.
 fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), WatermarkError> {
-    let mut coefs = jpeg_read::decode(input, header)?;
+    let frame = &header.frame;
+    let (mut coefs, changed_blocks) = stamped_coefficients(input, header)?;
     let geom = &coefs.geom;
-    let inks: Vec<ComponentInk> = geom
-        .components
-        .iter()
-        .enumerate()
-        .map(|(c, fc)| {
-            let (ink, shade) = header.colour.ink_and_shade(c);
-            ComponentInk {
-                fx: geom.hmax / fc.h,
-                fy: geom.vmax / fc.v,
-                quant: coefs.quant[c],
-                ink,
-                shade,
-            }
-        })
-        .collect();
-    let overlay = Overlay::new(geom.width as u32, geom.height as u32, header.orientation);
-    let changed_blocks = coef_mark::stamp_planes(&overlay, &inks, &mut coefs.planes);
-
     // A progressive input keeps its own script (its bytes stay close to the input's), or
     // libjpeg's standard one where ours would not write its script (one libjpeg's encoder
     // refuses, which decoders still read); a sequential input stays sequential.
-    let script = if !coefs.progressive {
-        jpeg_write::default_script(geom)
+    // A progressive Huffman-coded input whose script we keep is spliced scan by scan: what
+    // comes before the mark in each scan is copied, not coded again.
+    let (script, splice) = if !coefs.progressive {
+        (jpeg_write::default_script(geom), false)
     } else if jpeg_write::check_script(geom, &coefs.script).is_ok() {
-        std::mem::take(&mut coefs.script)
+        let splice = !frame.arithmetic && coefs.scans.len() == coefs.script.len();
+        (std::mem::take(&mut coefs.script), splice)
     } else {
-        jpeg_write::progressive_script(geom)
+        (jpeg_write::progressive_script(geom), false)
     };
     let progressive = script
         .iter()
@@ -1111,17 +1100,64 @@ fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wate
     jpeg_write::write_sof(&mut out, geom, progressive, !extended);
     // The input's buffers are done with: only the planes and the output remain.
     let total_mcus = geom.mcus_x * geom.mcus_y;
-    jpeg_write::write_scans(&mut out, geom, &coefs.planes, &script)?;
+    let spliced = splice.then_some((input, &coefs.scans[..]));
+    let spliced_scans = jpeg_write::write_scans(&mut out, geom, &coefs.planes, &script, spliced)?;
     out.extend_from_slice(&[0xFF, EOI]);
     Ok((
         out,
         Report {
-            tables: Tables::Optimised,
+            tables: if spliced_scans == script.len() {
+                Tables::File
+            } else {
+                Tables::Optimised
+            },
             reencoded_mcus: total_mcus,
             total_mcus,
             changed_blocks,
+            scans: script.len(),
+            spliced_scans,
         },
     ))
+}
+
+/// The planes path's picture: every scan decoded (each recording where its coding can resume
+/// before the mark's first block), the mark stamped into the planes; and how many blocks
+/// changed.
+fn stamped_coefficients(
+    input: &[u8],
+    header: &Header,
+) -> Result<(jpeg_read::Coefficients, usize), WatermarkError> {
+    let frame = &header.frame;
+    let overlay = Overlay::new(frame.width as u32, frame.height as u32, header.orientation);
+    // Where the mark's blocks start in each component, for the scans' resume points.
+    let geom = FrameGeometry::new(frame.width, frame.height, frame.components.clone());
+    let marked: Vec<Option<(usize, usize)>> = (0..geom.components.len())
+        .map(|c| {
+            let fc = geom.components[c];
+            let (bx, by) = coef_mark::first_block(&overlay, geom.hmax / fc.h, geom.vmax / fc.v);
+            let (w, h) = geom.padded_blocks(c);
+            (bx < w && by < h).then_some((bx, by))
+        })
+        .collect();
+    let mut coefs = jpeg_read::decode(input, header, &marked)?;
+    let geom = &coefs.geom;
+    let inks: Vec<ComponentInk> = geom
+        .components
+        .iter()
+        .enumerate()
+        .map(|(c, fc)| {
+            let (ink, shade) = header.colour.ink_and_shade(c);
+            ComponentInk {
+                fx: geom.hmax / fc.h,
+                fy: geom.vmax / fc.v,
+                quant: coefs.quant[c],
+                ink,
+                shade,
+            }
+        })
+        .collect();
+    let changed_blocks = coef_mark::stamp_planes(&overlay, &inks, &mut coefs.planes);
+    Ok((coefs, changed_blocks))
 }
 
 /// One DQT with the table each component used (as latched at its first scan); true when a
@@ -1171,6 +1207,8 @@ fn stamp_spliced(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wat
         reencoded_mcus: 0,
         total_mcus: stamper.total_mcus,
         changed_blocks: 0,
+        scans: 1,
+        spliced_scans: 1,
     };
 
     let scan = header.scan.as_deref().unwrap_or_default();
@@ -1252,12 +1290,20 @@ fn stamp_spliced(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wat
         tables: Tables::Optimised,
         reencoded_mcus: stamper.total_mcus,
         changed_blocks: 0,
+        spliced_scans: 0,
         ..report
     };
     stamper.recode(&intervals, &mut enc, &refs, &mut report)?;
     let mut out = enc.writer.finish();
     out.extend_from_slice(&[0xFF, EOI]);
     Ok((out, report))
+}
+
+/// Test access to the planes path's picture: the input decoded and stamped, before writing.
+#[cfg(test)]
+pub(crate) fn stamped_planes(input: &[u8]) -> Result<super::coef::Planes, WatermarkError> {
+    let header = parse_header(input, &Limits::default())?;
+    Ok(stamped_coefficients(input, &header)?.0.planes)
 }
 
 /// Test access to the coefficients: every block of the (single) scan, in MCU order.

@@ -11,13 +11,15 @@
 
 use super::arith;
 use super::coef::{new_planes, FrameGeometry, Planes, ScanSpec};
-use super::huffman::{BitReader, Block, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
+use super::huffman::{BitReader, Block, Checkpoint, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
 use super::jpeg::{
     check_app, corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, read_marker,
     read_segment, truncated, Conditioning, Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL,
     DQT, DRI, EOI, SOI, SOS,
 };
+use super::jpeg_write::{band_mask, nonzero_mask};
 use super::WatermarkError;
+use std::ops::Range;
 
 /// A scan header (SOS): its components and its part of the progression.
 #[derive(Clone, Debug)]
@@ -71,6 +73,38 @@ pub(crate) struct Coefficients {
     pub progressive: bool,
     /// The scans as the file sent them (the progression to write again).
     pub script: Vec<ScanSpec>,
+    /// Where each scan of `script` is in the input, for the writer to copy what the mark does
+    /// not change (Huffman-coded frames only; empty for arithmetic coding).
+    pub scans: Vec<ScanRecord>,
+}
+
+/// One Huffman-coded scan of the input as the progressive splice (`jpeg_write::splice_scan`)
+/// needs it: its data, the tables it was coded with, and where its coding can be taken up
+/// again at the first block the mark may change.
+#[derive(Clone, Debug)]
+pub(crate) struct ScanRecord {
+    /// The SOS payload.
+    pub sos: Range<usize>,
+    /// The entropy-coded data (restart markers included).
+    pub data: Range<usize>,
+    /// The Huffman tables the scan was decoded with, as `(class, id, table)`.
+    pub tables: Vec<(u8, u8, HuffSpec)>,
+    /// Whether the scan has restart intervals (then it is not spliced).
+    pub restarts: bool,
+    /// Where coding starts again; `None` when the mark touches none of the scan's blocks.
+    pub resume: Option<Resume>,
+}
+
+/// A point of a scan where its coder's state is known and clean (no EOB run pending): the
+/// unit (block of a one-component scan, MCU of an interleaved one) coded next, the position
+/// of its first bit in the scan's data (`byte`, and `bit` bits of that byte used before it),
+/// and the DC predictions there.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resume {
+    pub unit: usize,
+    pub byte: usize,
+    pub bit: u32,
+    pub pred: [i32; 4],
 }
 
 /// Tables, restart interval and progression state as they evolve from scan to scan.
@@ -88,6 +122,9 @@ struct Decoder<'a> {
     /// before any (libjpeg's `coef_bits`).
     coef_bits: Vec<[i8; 64]>,
     script: Vec<ScanSpec>,
+    scans: Vec<ScanRecord>,
+    /// Per component, the first block (x, y) the mark may change, if any.
+    marked: &'a [Option<(usize, usize)>],
 }
 
 /// What a scan does to each of its blocks.
@@ -101,7 +138,13 @@ enum Pass {
 }
 
 /// Decodes every scan of `input` (whose segments up to the first scan are `header`) up to EOI.
-pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, WatermarkError> {
+/// `marked` gives, per component (frame order), the first block the mark may change (its
+/// box's top-left block): each scan records where its coding can resume before it.
+pub(crate) fn decode(
+    input: &[u8],
+    header: &Header,
+    marked: &[Option<(usize, usize)>],
+) -> Result<Coefficients, WatermarkError> {
     let frame = &header.frame;
     let geom = FrameGeometry::new(frame.width, frame.height, frame.components.clone());
     let mut planes = new_planes(&geom);
@@ -118,6 +161,8 @@ pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, Wate
         latched: vec![None; n],
         coef_bits: vec![[-1; 64]; n],
         script: Vec::new(),
+        scans: Vec::new(),
+        marked,
     };
     let mut i = header.sos.start;
     loop {
@@ -134,7 +179,8 @@ pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, Wate
         match marker {
             SOS => {
                 let scan = parse_sos(payload, frame)?;
-                i = d.decode_scan(i, &scan, &mut planes)?;
+                let sos = i - payload.len()..i;
+                i = d.decode_scan(i, &scan, &mut planes, sos)?;
             }
             DHT => parse_dht(payload, &mut d.dc, &mut d.ac)?,
             DQT => parse_dqt(payload, &mut d.quant)?,
@@ -162,6 +208,7 @@ pub(crate) fn decode(input: &[u8], header: &Header) -> Result<Coefficients, Wate
         quant,
         progressive: frame.progressive,
         script: d.script,
+        scans: d.scans,
     })
 }
 
@@ -199,6 +246,7 @@ impl Decoder<'_> {
         start: usize,
         scan: &ScanHeader,
         planes: &mut Planes,
+        sos: Range<usize>,
     ) -> Result<usize, WatermarkError> {
         let pass = self.check_progression(scan)?;
         for s in &scan.components {
@@ -284,6 +332,7 @@ impl Decoder<'_> {
                 .and_then(DecodeTable::new)
         };
         let mut tables = Vec::with_capacity(scan.components.len());
+        let mut used: Vec<(u8, u8, HuffSpec)> = Vec::new();
         for s in &scan.components {
             let dc = match pass {
                 Pass::Sequential | Pass::DcFirst => Some(table(&self.dc, s.dc)?),
@@ -293,8 +342,39 @@ impl Decoder<'_> {
                 Pass::Sequential | Pass::AcFirst | Pass::AcRefine => Some(table(&self.ac, s.ac)?),
                 _ => None,
             };
+            for (class, id, specs, uses) in [
+                (0u8, s.dc, &self.dc, dc.is_some()),
+                (1u8, s.ac, &self.ac, ac.is_some()),
+            ] {
+                if uses && !used.iter().any(|u| (u.0, usize::from(u.1)) == (class, id)) {
+                    if let Some(spec) = &specs[id] {
+                        used.push((class, id as u8, spec.clone()));
+                    }
+                }
+            }
             tables.push((dc, ac));
         }
+        // The unit from which the mark may change blocks: the resume point is taken there.
+        let split = if ri != 0 {
+            None
+        } else if single {
+            let c = scan.components[0].component;
+            let (w, h) = geom.coded_blocks(c);
+            match self.marked.get(c).copied().flatten() {
+                Some((bx, by)) if bx < w && by < h => Some(by * w + bx),
+                _ => None,
+            }
+        } else {
+            scan.components
+                .iter()
+                .filter_map(|s| {
+                    let fc = geom.components[s.component];
+                    let (bx, by) = self.marked.get(s.component).copied().flatten()?;
+                    Some((by / fc.v) * mcus_x + bx / fc.h)
+                })
+                .min()
+        };
+        let mut resume = None;
         let mut blocks = BlockDecoder {
             pass,
             tables,
@@ -314,7 +394,24 @@ impl Decoder<'_> {
             let mut rd = BitReader::new(&self.input[r.clone()]);
             blocks.pred = [0; 4];
             blocks.eobrun = 0;
+            // The last unit that began with no EOB run pending: a resume point.
+            let mut clean: (Checkpoint, usize, [i32; 4]) = (rd.checkpoint(), 0, [0; 4]);
             for m in mcus {
+                if let Some(t) = split.filter(|_| resume.is_none()) {
+                    if blocks.eobrun == 0 {
+                        clean = (rd.checkpoint(), m, blocks.pred);
+                    }
+                    if m == t {
+                        let (cp, unit, pred) = clean;
+                        let (byte, bit) = rd.position_at(cp);
+                        resume = Some(Resume {
+                            unit,
+                            byte,
+                            bit,
+                            pred,
+                        });
+                    }
+                }
                 if single {
                     let plane = &mut planes[scan.components[0].component];
                     blocks.block(&mut rd, 0, plane.block_mut(m % mcus_x, m / mcus_x))?;
@@ -334,6 +431,13 @@ impl Decoder<'_> {
             }
             end_of_interval(&rd)?;
         }
+        self.scans.push(ScanRecord {
+            sos,
+            data: start..end,
+            tables: used,
+            restarts: ri != 0,
+            resume,
+        });
         Ok(end)
     }
 
@@ -477,6 +581,8 @@ impl BlockDecoder {
     }
 
     /// G.1.2.3: one more bit of every coefficient of the band; new coefficients are ±1.
+    /// The coefficients already non-zero are found from a mask of the block, not one by one:
+    /// their correction bits are read in one go between the symbols.
     fn ac_refine(
         &mut self,
         rd: &mut BitReader,
@@ -485,16 +591,14 @@ impl BlockDecoder {
     ) -> Result<(), ScanError> {
         let p1: i16 = 1 << self.al;
         let m1: i16 = (-1i32 << self.al) as i16;
-        let refine = |rd: &mut BitReader, coef: &mut i16| {
-            if rd.bits(1) != 0 && *coef & p1 == 0 {
-                *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
-            }
-        };
-        let mut k = self.ss;
+        let (ss, se) = (self.ss, self.se);
+        let band = band_mask(ss, se);
+        let nonzero = nonzero_mask(block, 0) & band;
+        let mut k = ss;
         if self.eobrun == 0 {
-            while k <= self.se {
+            while k <= se {
                 let rs = rd.symbol(ac)?;
-                let (mut r, size) = (i32::from(rs >> 4), rs & 15);
+                let (r, size) = (u32::from(rs >> 4), rs & 15);
                 let mut value = 0;
                 if size != 0 {
                     // libjpeg warns: "Corrupt JPEG data: bad Huffman code".
@@ -503,25 +607,31 @@ impl BlockDecoder {
                     }
                     value = if rd.bits(1) != 0 { p1 } else { m1 };
                 } else if r != 15 {
-                    self.eobrun = (1 << r) + rd.bits(r as u32);
+                    self.eobrun = (1 << r) + rd.bits(r);
                     break;
                 }
                 // Over the already-nonzero coefficients (each gets its correction bit) and r
-                // still-zero ones, to where the new coefficient goes.
-                while k <= self.se {
-                    let coef = &mut block[k];
-                    if *coef != 0 {
-                        refine(rd, coef);
-                    } else {
-                        r -= 1;
-                        if r < 0 {
-                            break;
-                        }
-                    }
-                    k += 1;
+                // still-zero ones, to the zero where the new coefficient goes (or, for ZRL, the
+                // 16th zero): the (r + 1)th zero from k.
+                let mut zeros = !nonzero & band & (u64::MAX << k);
+                for _ in 0..r {
+                    zeros &= zeros.wrapping_sub(1);
                 }
+                let stop = if zeros == 0 {
+                    se + 1
+                } else {
+                    zeros.trailing_zeros() as usize
+                };
+                refine(
+                    rd,
+                    block,
+                    nonzero & !u64::MAX.checked_shl(stop as u32).unwrap_or(0) & (u64::MAX << k),
+                    p1,
+                    m1,
+                );
+                k = stop;
                 if value != 0 {
-                    if k > self.se {
+                    if k > se {
                         return Err(PAST_BAND);
                     }
                     block[k] = value;
@@ -530,14 +640,29 @@ impl BlockDecoder {
             }
         }
         if self.eobrun > 0 {
-            while k <= self.se {
-                if block[k] != 0 {
-                    refine(rd, &mut block[k]);
-                }
-                k += 1;
+            if k <= se {
+                refine(rd, block, nonzero & (u64::MAX << k), p1, m1);
             }
             self.eobrun -= 1;
         }
         Ok(())
+    }
+}
+
+/// Reads one correction bit for each coefficient in `mask` (zigzag positions, in order) and
+/// adds it to the coefficient's magnitude at bit `p1` where that bit is not already set.
+#[inline]
+fn refine(rd: &mut BitReader, block: &mut Block, mut mask: u64, p1: i16, m1: i16) {
+    while mask != 0 {
+        let take = mask.count_ones().min(16);
+        let bits = rd.bits(take);
+        for j in (0..take).rev() {
+            let k = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let coef = &mut block[k];
+            if (bits >> j) & 1 != 0 && *coef & p1 == 0 {
+                *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
+            }
+        }
     }
 }

@@ -43,7 +43,7 @@ fn ppm(w: usize, h: usize, seed: u64) -> Vec<u8> {
 
 fn planes_of(jpeg: &[u8]) -> Result<(Planes, Vec<(usize, usize)>), WatermarkError> {
     let header = parse_header(jpeg, &Limits::default())?;
-    let coefs = jpeg_read::decode(jpeg, &header)?;
+    let coefs = jpeg_read::decode(jpeg, &header, &[])?;
     let coded = (0..coefs.geom.components.len())
         .map(|c| coefs.geom.coded_blocks(c))
         .collect();
@@ -174,6 +174,120 @@ fn a_motion_jpeg_frame_without_huffman_tables_is_published() {
     let (out, _) = stamp(&mjpeg, &Limits::default()).unwrap();
     if let Some(r) = tool("djpeg", &["-strict"], &out) {
         r.unwrap();
+    }
+}
+
+/// Every scan's entropy-coded data of a JPEG (from after its SOS to the next marker).
+fn scans_data(jpeg: &[u8]) -> Vec<&[u8]> {
+    let mut scans = Vec::new();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF && jpeg[i + 1] != 0xD9 {
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        i += 2 + len;
+        if jpeg[i - len - 1] != 0xDA {
+            continue;
+        }
+        let start = i;
+        while !(jpeg[i] == 0xFF && jpeg[i + 1] != 0 && !(0xD0..=0xD7).contains(&jpeg[i + 1])) {
+            i += 1;
+        }
+        scans.push(&jpeg[start..i]);
+    }
+    scans
+}
+
+#[test]
+fn a_progressive_file_is_spliced_and_decodes_to_the_stamped_coefficients() {
+    // Photographs keep the file's tables in most scans (spliced: the data before the mark is
+    // the input's own bytes); a flat picture's tables lack what the mark needs, so those
+    // scans are written with new tables. Either way the output decodes, in our decoder and
+    // in libjpeg-turbo's, to exactly the input's coefficients with the mark stamped in.
+    let grey = {
+        let mut p = b"P6\n320 240\n255\n".to_vec();
+        p.resize(p.len() + 320 * 240 * 3, 90);
+        p
+    };
+    // (name, picture, cjpeg's arguments, EXIF orientation)
+    type Case<'a> = (&'a str, Vec<u8>, Vec<&'a str>, Option<u16>);
+    let cases: Vec<Case> = vec![
+        ("photo 2x2", ppm(640, 480, 21), vec!["-sample", "2x2"], None),
+        ("photo 1x1", ppm(500, 330, 22), vec!["-sample", "1x1"], None),
+        (
+            "photo 2x1 turned",
+            ppm(480, 640, 23),
+            vec!["-sample", "2x1"],
+            Some(6),
+        ),
+        ("photo grey", ppm(400, 300, 24), vec!["-grayscale"], Some(3)),
+        ("flat", grey, vec!["-sample", "2x2"], None),
+    ];
+    for (what, picture, args, orientation) in cases {
+        let mut args = args;
+        args.extend_from_slice(&["-progressive", "-quality", "90"]);
+        let Some(jpeg) = tool("cjpeg", &args, &picture) else {
+            return;
+        };
+        let mut input = jpeg.unwrap();
+        if let Some(o) = orientation {
+            input = with_segments(&input, &[camera_exif(o)]);
+        }
+        let (out, report) = stamp(&input, &Limits::default()).unwrap();
+        tool("djpeg", &["-strict"], &out)
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{what}: djpeg: {e}"));
+        let expected = super::jpeg::stamped_planes(&input).unwrap();
+        let (got, coded) = planes_of(&out).unwrap();
+        let mut changed = 0;
+        for (c, &(w, h)) in coded.iter().enumerate() {
+            let (original, _) = planes_of(&input).unwrap();
+            for by in 0..h {
+                for bx in 0..w {
+                    let e = expected[c].block(bx, by);
+                    assert_eq!(
+                        got[c].block(bx, by),
+                        e,
+                        "{what}: component {c} ({bx}, {by})"
+                    );
+                    changed += usize::from(original[c].block(bx, by) != e);
+                }
+            }
+        }
+        assert!(changed > 0, "{what}: the mark is missing");
+        if what == "flat" {
+            assert!(
+                report.spliced_scans < report.scans,
+                "{what}: the mark needs codes a flat picture's tables lack: {report:?}"
+            );
+        } else {
+            assert!(
+                report.spliced_scans > 0,
+                "{what}: nothing spliced: {report:?}"
+            );
+            assert!(
+                out.len() as f64 <= input.len() as f64 * 1.02,
+                "{what}: {} bytes from {}",
+                out.len(),
+                input.len()
+            );
+        }
+        // The mark is at the bottom: a spliced scan starts with most of the input's bytes.
+        let (ours, theirs) = (scans_data(&out), scans_data(&input));
+        assert_eq!(ours.len(), theirs.len(), "{what}: scans");
+        let kept = ours
+            .iter()
+            .zip(&theirs)
+            .filter(|(a, b)| {
+                let same = a.iter().zip(b.iter()).take_while(|(x, y)| x == y).count();
+                same > b.len() / 2
+            })
+            .count();
+        if orientation.is_none() {
+            // (A scan written anew may also happen to start with the same bytes.)
+            assert!(
+                kept >= report.spliced_scans,
+                "{what}: {kept} kept, {report:?}"
+            );
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 use super::coef::{FrameGeometry, Plane, ScanSpec};
 use super::huffman::{optimal_table, BitWriter, Block, HuffSpec, ScanError};
+use super::jpeg_read::ScanRecord;
 use super::WatermarkError;
 
 const SOF0: u8 = 0xC0;
@@ -57,18 +58,117 @@ fn corrupt(what: String) -> WatermarkError {
 /// G.1.1.1, jcmaster.c's `validate_script`), if `planes` do not match `geom`, or if a
 /// coefficient (or DC difference) needs more than 15 bits. Sequential scans use at most two
 /// tables of each class, so the output is valid under an SOF0 as well as an SOF1.
+///
+/// With `input` (the file the planes were decoded from and its scans, one a scan of
+/// `script`), each scan is spliced where it can be ([`splice_scan`]) and written anew where
+/// not. Returns how many scans were spliced.
 pub(crate) fn write_scans(
     out: &mut Vec<u8>,
     geom: &FrameGeometry,
     planes: &[Plane],
     script: &[ScanSpec],
-) -> Result<(), WatermarkError> {
+    input: Option<(&[u8], &[ScanRecord])>,
+) -> Result<usize, WatermarkError> {
     check_planes(geom, planes)?;
     check_script(geom, script)?;
-    for scan in script {
+    let mut spliced = 0;
+    for (n, scan) in script.iter().enumerate() {
+        if let Some((bytes, records)) = input {
+            if splice_scan(out, geom, planes, scan, &records[n], bytes)? {
+                spliced += 1;
+                continue;
+            }
+        }
         write_scan(out, geom, planes, scan)?;
     }
-    Ok(())
+    Ok(spliced)
+}
+
+/// Writes one scan of the input again by splicing: its tables and SOS as the input has
+/// them, its entropy-coded data copied up to the resume point the decoder recorded before
+/// the first block the mark may change (a clean point: no EOB run pending), and coded from
+/// there to the end of the scan with the same tables from the planes. Every block before the
+/// resume point is unchanged, so the copied bits still code it; the file's coder state there
+/// (DC predictions; no pending run, no buffered correction bits) is what ours starts from.
+/// A scan the mark does not touch is copied whole.
+///
+/// Returns `Ok(false)`, with `out` as it was, when the re-coded part needs a symbol the
+/// file's tables have no code for (the caller then writes the scan with tables of its own),
+/// or when the scan has restart intervals.
+pub(crate) fn splice_scan(
+    out: &mut Vec<u8>,
+    geom: &FrameGeometry,
+    planes: &[Plane],
+    scan: &ScanSpec,
+    record: &ScanRecord,
+    input: &[u8],
+) -> Result<bool, WatermarkError> {
+    if record.restarts {
+        return Ok(false);
+    }
+    let rollback = out.len();
+    if !record.tables.is_empty() {
+        let mut payload = Vec::new();
+        for (class, id, spec) in &record.tables {
+            spec.write_dht(*class, *id, &mut payload)?;
+        }
+        out.extend_from_slice(&[0xFF, DHT]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&payload);
+    }
+    let sos = &input[record.sos.clone()];
+    out.extend_from_slice(&[0xFF, SOS]);
+    out.extend_from_slice(&((sos.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(sos);
+    let data = &input[record.data.clone()];
+    let Some(resume) = record.resume else {
+        out.extend_from_slice(data);
+        return Ok(true);
+    };
+    out.extend_from_slice(&data[..resume.byte]);
+    let writer = match data.get(resume.byte) {
+        Some(&byte) if resume.bit > 0 => BitWriter::resume(std::mem::take(out), byte, resume.bit),
+        _ => BitWriter::new(std::mem::take(out)),
+    };
+    let mut coder = Coder {
+        codes: Box::new([[0; 256]; 2 * TABLES]),
+        writer,
+        missing: false,
+    };
+    for (class, id, spec) in &record.tables {
+        coder.codes[table_index(usize::from(*class), usize::from(*id))] = canonical_codes(spec);
+    }
+    // Each slot's table ids, from the SOS (checked against the frame by the decoder).
+    let by_table: Vec<(usize, usize)> = sos[1..1 + 2 * scan.components.len()]
+        .chunks_exact(2)
+        .map(|c| {
+            (
+                table_index(0, usize::from(c[1] >> 4)),
+                table_index(1, usize::from(c[1] & 15)),
+            )
+        })
+        .collect();
+    let kind = Kind::of(scan);
+    let result = run_scan(
+        geom,
+        planes,
+        scan,
+        kind,
+        &by_table,
+        &mut coder,
+        resume.unit,
+        resume.pred,
+    );
+    *out = coder.writer.finish();
+    if let Err(e) = result {
+        out.truncate(rollback);
+        return Err(e.into());
+    }
+    if coder.missing {
+        out.truncate(rollback);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// One interleaved sequential scan when the MCU has ≤ 10 blocks (and the frame ≤ 4
@@ -323,7 +423,7 @@ fn write_scan(
         let by_slot: Vec<(usize, usize)> = (0..slots)
             .map(|s| (table_index(0, s), table_index(1, s)))
             .collect();
-        run_scan(geom, planes, scan, kind, &by_slot, &mut counter)?;
+        run_scan(geom, planes, scan, kind, &by_slot, &mut counter, 0, [0; 4])?;
         let max_tables = if kind == Kind::Sequential {
             BASELINE_TABLES
         } else {
@@ -375,6 +475,7 @@ fn write_scan(
     let mut coder = Coder {
         codes: Box::new([[0; 256]; 2 * TABLES]),
         writer: BitWriter::new(std::mem::take(out)),
+        missing: false,
     };
     for (class, specs) in tables.iter().enumerate() {
         for (id, spec) in specs.iter().enumerate() {
@@ -385,7 +486,7 @@ fn write_scan(
         .iter()
         .map(|&(dc, ac)| (table_index(0, dc), table_index(1, ac)))
         .collect();
-    let result = run_scan(geom, planes, scan, kind, &by_table, &mut coder);
+    let result = run_scan(geom, planes, scan, kind, &by_table, &mut coder, 0, [0; 4]);
     *out = coder.writer.finish();
     result.map_err(WatermarkError::from)
 }
@@ -517,14 +618,19 @@ impl Sink for Counter {
 struct Coder {
     codes: Box<[[u32; 256]; 2 * TABLES]>,
     writer: BitWriter,
+    /// Set when a symbol had no code (only with the file's tables: with our own, pass 1
+    /// counted every symbol pass 2 codes).
+    missing: bool,
 }
 
 impl Sink for Coder {
     #[inline]
     fn symbol(&mut self, table: usize, symbol: u8) {
         let entry = self.codes[table][usize::from(symbol)];
-        // Pass 1 counted every symbol pass 2 codes, so every one has a code.
-        debug_assert!(entry & 0xFF != 0, "symbol {symbol:#x} without a code");
+        if entry & 0xFF == 0 {
+            self.missing = true;
+            return;
+        }
         self.writer.put(entry >> 8, entry & 0xFF);
     }
 
@@ -542,8 +648,11 @@ impl Sink for Coder {
     }
 }
 
-/// Runs every block of one scan, in scan order, through the coding function of its kind.
-/// `tables[slot]` is the slot's (DC, AC) table index in `sink`.
+/// Runs the blocks of one scan, in scan order, through the coding function of its kind, from
+/// unit `from` (block of a one-component scan, MCU of an interleaved one) with the DC
+/// predictions `pred` there and no EOB run pending. `tables[slot]` is the slot's (DC, AC)
+/// table index in `sink`.
+#[allow(clippy::too_many_arguments)]
 fn run_scan<S: Sink>(
     geom: &FrameGeometry,
     planes: &[Plane],
@@ -551,6 +660,8 @@ fn run_scan<S: Sink>(
     kind: Kind,
     tables: &[(usize, usize)],
     sink: &mut S,
+    from: usize,
+    pred: [i32; MAX_COMPS_IN_SCAN],
 ) -> Result<(), ScanError> {
     let comps = &scan.components;
     let (ss, se, al) = (
@@ -560,15 +671,15 @@ fn run_scan<S: Sink>(
     );
     match kind {
         Kind::Sequential => {
-            let mut pred = [0i32; MAX_COMPS_IN_SCAN];
-            for_each_block(geom, planes, comps, |slot, b| {
+            let mut pred = pred;
+            for_each_block(geom, planes, comps, from, |slot, b| {
                 let (dc, ac) = tables[slot];
                 sequential_block(sink, b, &mut pred[slot], dc, ac)
             })
         }
         Kind::DcFirst => {
-            let mut pred = [0i32; MAX_COMPS_IN_SCAN];
-            for_each_block(geom, planes, comps, |slot, b| {
+            let mut pred = pred;
+            for_each_block(geom, planes, comps, from, |slot, b| {
                 let v = i32::from(b[0]) >> al;
                 let (size, bits) = category(v - pred[slot])?;
                 pred[slot] = v;
@@ -579,14 +690,14 @@ fn run_scan<S: Sink>(
                 Ok(())
             })
         }
-        Kind::DcRefine => for_each_block(geom, planes, comps, |_, b| {
+        Kind::DcRefine => for_each_block(geom, planes, comps, from, |_, b| {
             sink.bits((i32::from(b[0]) >> al) as u32 & 1, 1);
             Ok(())
         }),
         Kind::AcFirst => {
             let table = tables[0].1;
             let mut run = EobRun::new();
-            for_each_block(geom, planes, comps, |_, b| {
+            for_each_block(geom, planes, comps, from, |_, b| {
                 ac_first_block(sink, &mut run, b, ss, se, al, table)
             })?;
             run.flush(sink, table);
@@ -595,7 +706,7 @@ fn run_scan<S: Sink>(
         Kind::AcRefine => {
             let table = tables[0].1;
             let mut run = EobRun::new();
-            for_each_block(geom, planes, comps, |_, b| {
+            for_each_block(geom, planes, comps, from, |_, b| {
                 ac_refine_block(sink, &mut run, b, ss, se, al, table)
             })?;
             run.flush(sink, table);
@@ -604,15 +715,17 @@ fn run_scan<S: Sink>(
     }
 }
 
-/// Calls `f(slot, block)` for the scan's blocks in order. One component: its coded blocks,
-/// row by row. Several: MCU by MCU over the padded grid, where blocks outside the coded ones
-/// are jpegtran's dummy blocks (jctrans.c `compress_output`): DC of the block before in the
-/// MCU, AC zero. The first block of each component in an MCU is always a coded one.
+/// Calls `f(slot, block)` for the scan's blocks in order, from unit `from`. One component:
+/// its coded blocks, row by row. Several: MCU by MCU over the padded grid, where blocks
+/// outside the coded ones are jpegtran's dummy blocks (jctrans.c `compress_output`): DC of
+/// the block before in the MCU, AC zero. The first block of each component in an MCU is
+/// always a coded one.
 #[inline]
 fn for_each_block<F>(
     geom: &FrameGeometry,
     planes: &[Plane],
     comps: &[usize],
+    from: usize,
     mut f: F,
 ) -> Result<(), ScanError>
 where
@@ -621,8 +734,16 @@ where
     if let [c] = *comps {
         let plane = &planes[c];
         let (w, h) = geom.coded_blocks(c);
-        for row in plane.blocks.chunks_exact(plane.width_blocks).take(h) {
-            for b in &row[..w] {
+        let (row0, col0) = (from / w.max(1), from % w.max(1));
+        for (r, row) in plane
+            .blocks
+            .chunks_exact(plane.width_blocks)
+            .enumerate()
+            .take(h)
+            .skip(row0)
+        {
+            let first = if r == row0 { col0 } else { 0 };
+            for b in &row[first..w] {
                 f(0, b)?;
             }
         }
@@ -630,8 +751,13 @@ where
     }
     let coded: Vec<(usize, usize)> = comps.iter().map(|&c| geom.coded_blocks(c)).collect();
     let mut dummy: Block = [0; 64];
-    for my in 0..geom.mcus_y {
-        for mx in 0..geom.mcus_x {
+    for my in from / geom.mcus_x.max(1)..geom.mcus_y {
+        let first = if my == from / geom.mcus_x.max(1) {
+            from % geom.mcus_x.max(1)
+        } else {
+            0
+        };
+        for mx in first..geom.mcus_x {
             for (slot, &c) in comps.iter().enumerate() {
                 let fc = &geom.components[c];
                 let plane = &planes[c];
@@ -670,7 +796,7 @@ fn category(v: i32) -> Result<(u32, u32), ScanError> {
 /// Bit k set where zigzag coefficient k is non-zero after the point transform `al`
 /// (`|v| >> al != 0`, i.e. `|v| >= 2^al`).
 #[inline]
-fn nonzero_mask(b: &Block, al: u32) -> u64 {
+pub(crate) fn nonzero_mask(b: &Block, al: u32) -> u64 {
     debug_assert!(al <= u32::from(MAX_AH_AL));
     let t = 1i16 << al;
     let mut flags = [0u8; 64];
@@ -699,7 +825,7 @@ fn mask_of_flags(flags: &[u8; 64]) -> u64 {
 
 /// Bits `ss..=se` set.
 #[inline]
-fn band_mask(ss: usize, se: usize) -> u64 {
+pub(crate) fn band_mask(ss: usize, se: usize) -> u64 {
     (u64::MAX >> (63 - se)) & (u64::MAX << ss)
 }
 
@@ -1034,7 +1160,7 @@ pub(crate) mod tests {
         let progressive = script[0].ss != 0 || script[0].se != 63;
         let mut out = p.head.clone();
         write_sof(&mut out, &p.geom, progressive, true);
-        write_scans(&mut out, &p.geom, &p.planes, script).unwrap();
+        write_scans(&mut out, &p.geom, &p.planes, script, None).unwrap();
         out.extend_from_slice(&[0xFF, 0xD9]);
         out
     }
@@ -1197,7 +1323,7 @@ pub(crate) mod tests {
         let refused = |script: Vec<ScanSpec>| {
             let mut out = Vec::new();
             matches!(
-                write_scans(&mut out, &geom, &planes, &script),
+                write_scans(&mut out, &geom, &planes, &script, None),
                 Err(WatermarkError::Corrupt(_))
             )
         };
@@ -1226,8 +1352,8 @@ pub(crate) mod tests {
         assert!(refused(vec![dc.clone(), ScanSpec::sequential(vec![0])]));
         // And what libjpeg accepts is accepted, even without every bit sent.
         let mut out = Vec::new();
-        write_scans(&mut out, &geom, &planes, &[dc]).unwrap();
-        write_scans(&mut out, &geom, &planes, &progressive_script(&geom)).unwrap();
+        write_scans(&mut out, &geom, &planes, &[dc], None).unwrap();
+        write_scans(&mut out, &geom, &planes, &progressive_script(&geom), None).unwrap();
     }
 
     #[test]
@@ -1245,10 +1371,10 @@ pub(crate) mod tests {
         let mut planes = new_planes(&geom);
         planes[0].blocks[0][5] = i16::MIN;
         let mut out = Vec::new();
-        let err = write_scans(&mut out, &geom, &planes, &default_script(&geom));
+        let err = write_scans(&mut out, &geom, &planes, &default_script(&geom), None);
         assert!(matches!(err, Err(WatermarkError::Corrupt(_))));
         planes[0].blocks[0][5] = -16384;
-        write_scans(&mut out, &geom, &planes, &default_script(&geom)).unwrap();
+        write_scans(&mut out, &geom, &planes, &default_script(&geom), None).unwrap();
     }
 
     /// EOB runs past 0x7FFF and correction-bit buffers past 1000 bits force their flushes:

@@ -113,6 +113,8 @@ pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
                     report.reencoded_mcus,
                     report.total_mcus,
                     report.changed_blocks,
+                    report.scans,
+                    report.spliced_scans,
                     "stamped JPEG in the DCT domain"
                 );
                 Ok(Stamped {
