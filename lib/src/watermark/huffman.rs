@@ -202,7 +202,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Tops the accumulator up to at least 57 bits.
-    #[inline]
+    #[inline(always)]
     fn refill(&mut self) {
         // Fast path: eight bytes without 0xFF need no unstuffing and cannot hold a marker.
         if let Some(chunk) = self.data.get(self.pos..self.pos + 8) {
@@ -219,6 +219,13 @@ impl<'a> BitReader<'a> {
                 return;
             }
         }
+        self.refill_slow();
+    }
+
+    /// [`Self::refill`] near a 0xFF (stuffing or a marker) or the end of the data.
+    #[cold]
+    #[inline(never)]
+    fn refill_slow(&mut self) {
         while self.nbits <= 56 {
             let mut byte = 0u8;
             match self.data.get(self.pos) {
@@ -241,7 +248,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn consume(&mut self, n: u32) {
         self.acc <<= n;
         self.nbits -= n;
@@ -287,7 +294,7 @@ impl<'a> BitReader<'a> {
         (i, (8 - real % 8) % 8)
     }
 
-    #[inline]
+    #[inline(always)]
     fn decode(&mut self, table: &DecodeTable) -> Result<u8, ScanError> {
         let entry = table.lut[(self.acc >> (64 - LUT_BITS)) as usize];
         if entry != 0 {
@@ -311,7 +318,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// The signed value of a `size`-bit magnitude category (F.2.2.1 EXTEND).
-    #[inline]
+    #[inline(always)]
     fn receive_extend(&mut self, size: u8) -> i32 {
         if size == 0 {
             return 0;
@@ -513,7 +520,7 @@ impl<'a> BitReader<'a> {
 
 impl BitReader<'_> {
     /// One Huffman symbol: progressive scans are decoded symbol by symbol.
-    #[inline]
+    #[inline(always)]
     pub fn symbol(&mut self, table: &DecodeTable) -> Result<u8, ScanError> {
         if self.nbits < 32 {
             self.refill();
@@ -522,7 +529,7 @@ impl BitReader<'_> {
     }
 
     /// The next `n` raw bits (`n` <= 16), MSB first.
-    #[inline]
+    #[inline(always)]
     pub fn bits(&mut self, n: u32) -> u32 {
         if n == 0 {
             return 0;
@@ -536,7 +543,7 @@ impl BitReader<'_> {
     }
 
     /// The signed value of a `size`-bit magnitude category that follows a symbol.
-    #[inline]
+    #[inline(always)]
     pub fn value(&mut self, size: u8) -> i32 {
         if self.nbits < 32 {
             self.refill();

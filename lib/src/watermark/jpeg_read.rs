@@ -375,14 +375,21 @@ impl Decoder<'_> {
                 .min()
         };
         let mut resume = None;
+        let split_at = split.unwrap_or(usize::MAX);
+        let watch_from = match pass {
+            Pass::AcFirst | Pass::AcRefine => split_at.saturating_sub(1 << 15),
+            _ => split_at,
+        };
         let mut blocks = BlockDecoder {
             pass,
             tables,
-            ss: usize::from(scan.ss),
-            se: usize::from(scan.se),
-            al: u32::from(scan.al),
             pred: [0; 4],
-            eobrun: 0,
+            band: Band {
+                ss: usize::from(scan.ss),
+                se: usize::from(scan.se),
+                al: u32::from(scan.al),
+                eobrun: 0,
+            },
         };
 
         for (n, r) in raw.iter().enumerate() {
@@ -393,22 +400,24 @@ impl Decoder<'_> {
             };
             let mut rd = BitReader::new(&self.input[r.clone()]);
             blocks.pred = [0; 4];
-            blocks.eobrun = 0;
-            // The last unit that began with no EOB run pending: a resume point.
-            let mut clean: (Checkpoint, usize, [i32; 4]) = (rd.checkpoint(), 0, [0; 4]);
+            blocks.band.eobrun = 0;
+            // The last unit that began with no EOB run pending: a resume point. An EOB run
+            // covers at most 32767 blocks, so only the units that close before the split are
+            // watched (a DC scan has no runs: only the split itself).
+            let mut clean: (Checkpoint, usize) = (rd.checkpoint(), 0);
             for m in mcus {
-                if let Some(t) = split.filter(|_| resume.is_none()) {
-                    if blocks.eobrun == 0 {
-                        clean = (rd.checkpoint(), m, blocks.pred);
+                if m >= watch_from && resume.is_none() {
+                    if blocks.band.eobrun == 0 {
+                        clean = (rd.checkpoint(), m);
                     }
-                    if m == t {
-                        let (cp, unit, pred) = clean;
+                    if m == split_at {
+                        let (cp, unit) = clean;
                         let (byte, bit) = rd.position_at(cp);
                         resume = Some(Resume {
                             unit,
                             byte,
                             bit,
-                            pred,
+                            pred: blocks.pred,
                         });
                     }
                 }
@@ -491,10 +500,15 @@ struct BlockDecoder {
     pass: Pass,
     /// (DC, AC) table of each scan component, where the pass uses it.
     tables: Vec<(Option<DecodeTable>, Option<DecodeTable>)>,
+    pred: [i32; 4],
+    band: Band,
+}
+
+/// The coefficients and bit a scan sends, and its EOB run (AC scans).
+struct Band {
     ss: usize,
     se: usize,
     al: u32,
-    pred: [i32; 4],
     eobrun: u32,
 }
 
@@ -522,31 +536,30 @@ impl BlockDecoder {
                 }
                 self.pred[s] = self.pred[s].wrapping_add(rd.value(size));
                 block[0] = self.pred[s]
-                    .checked_shl(self.al)
+                    .checked_shl(self.band.al)
                     .and_then(|v| i16::try_from(v).ok())
                     .ok_or(ScanError("DC value out of range"))?;
                 Ok(())
             }
             Pass::DcRefine => {
                 if rd.bits(1) != 0 {
-                    block[0] |= 1 << self.al;
+                    block[0] |= 1 << self.band.al;
                 }
                 Ok(())
             }
-            Pass::AcFirst | Pass::AcRefine => {
-                // Tables moved out for the call: no allocation, no clone.
-                let tables = std::mem::take(&mut self.tables);
-                let r = match tables[s].1.as_ref() {
-                    None => Err(missing),
-                    Some(ac) if self.pass == Pass::AcFirst => self.ac_first(rd, ac, block),
-                    Some(ac) => self.ac_refine(rd, ac, block),
-                };
-                self.tables = tables;
-                r
+            Pass::AcFirst => {
+                let ac = self.tables[s].1.as_ref().ok_or(missing)?;
+                self.band.ac_first(rd, ac, block)
+            }
+            Pass::AcRefine => {
+                let ac = self.tables[s].1.as_ref().ok_or(missing)?;
+                self.band.ac_refine(rd, ac, block)
             }
         }
     }
+}
 
+impl Band {
     /// G.1.2.2: the first bits of a band, with end-of-band runs across blocks.
     fn ac_first(
         &mut self,
@@ -613,14 +626,11 @@ impl BlockDecoder {
                 // Over the already-nonzero coefficients (each gets its correction bit) and r
                 // still-zero ones, to the zero where the new coefficient goes (or, for ZRL, the
                 // 16th zero): the (r + 1)th zero from k.
-                let mut zeros = !nonzero & band & (u64::MAX << k);
-                for _ in 0..r {
-                    zeros &= zeros.wrapping_sub(1);
-                }
-                let stop = if zeros == 0 {
+                let zeros = !nonzero & band & (u64::MAX << k);
+                let stop = if zeros.count_ones() <= r {
                     se + 1
                 } else {
-                    zeros.trailing_zeros() as usize
+                    select(zeros, r) as usize
                 };
                 refine(
                     rd,
@@ -649,6 +659,45 @@ impl BlockDecoder {
     }
 }
 
+/// Position of the `n`th (from 0) set bit of `x`, which has more than `n`: without a loop
+/// whose length depends on `n` (a mispredicted branch per symbol of AC refinement). Bytes'
+/// bit counts summed by a multiply find the byte, a table the bit in it (broadword select,
+/// Vigna 2008).
+#[inline]
+fn select(x: u64, n: u32) -> u32 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut c = x - ((x >> 1) & 0x5555_5555_5555_5555);
+    c = (c & 0x3333_3333_3333_3333) + ((c >> 2) & 0x3333_3333_3333_3333);
+    c = (c + (c >> 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+    // Byte i: set bits in bytes 0..=i.
+    let sums = c.wrapping_mul(ONES);
+    // High bit of byte i set where sums[i] <= n: the bytes wholly before the one wanted.
+    let before = (((u64::from(n) * ONES) | HIGH) - sums) & HIGH;
+    let byte = before.count_ones() * 8;
+    let below = ((sums << 8) >> byte) as u32 & 0xFF;
+    byte + u32::from(SELECT_IN_BYTE[((x >> byte) & 0xFF) as usize][(n - below) as usize])
+}
+
+/// `SELECT_IN_BYTE[b][n]`: position of the `n`th set bit of byte `b` (8 where there is none).
+static SELECT_IN_BYTE: [[u8; 8]; 256] = {
+    let mut t = [[8u8; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut n = 0;
+        let mut bit = 0;
+        while bit < 8 {
+            if b >> bit & 1 == 1 {
+                t[b][n] = bit as u8;
+                n += 1;
+            }
+            bit += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Reads one correction bit for each coefficient in `mask` (zigzag positions, in order) and
 /// adds it to the coefficient's magnitude at bit `p1` where that bit is not already set.
 #[inline]
@@ -660,8 +709,37 @@ fn refine(rd: &mut BitReader, block: &mut Block, mut mask: u64, p1: i16, m1: i16
             let k = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let coef = &mut block[k];
-            if (bits >> j) & 1 != 0 && *coef & p1 == 0 {
-                *coef = coef.wrapping_add(if *coef >= 0 { p1 } else { m1 });
+            // Branch-free: the bits are as good as random, so a branch on them mispredicts
+            // half the time.
+            let apply = ((bits >> j) & 1) as i16 & i16::from(*coef & p1 == 0);
+            let step = if *coef >= 0 { p1 } else { m1 };
+            *coef = coef.wrapping_add(step & apply.wrapping_neg());
+        }
+    }
+}
+
+#[cfg(test)]
+mod select_tests {
+    use super::select;
+
+    #[test]
+    fn select_finds_every_set_bit_of_every_word() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Sparse, dense and edge words.
+            let x = match i % 4 {
+                0 => state,
+                1 => state & (state >> 3) & (state >> 5),
+                2 => u64::MAX << (i % 64),
+                _ => state | 1 << 63,
+            };
+            let mut rest = x;
+            for n in 0..x.count_ones() {
+                assert_eq!(select(x, n), rest.trailing_zeros(), "{x:#x} bit {n}");
+                rest &= rest - 1;
             }
         }
     }
