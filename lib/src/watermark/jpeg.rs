@@ -74,9 +74,12 @@ pub(crate) struct Report {
     pub total_mcus: usize,
     /// Blocks whose coefficients changed.
     pub changed_blocks: usize,
-    /// Scans written, and those of them spliced: copied up to the mark, coded from there.
+    /// Scans written; those of them spliced (copied up to the mark, coded from there),
+    /// with the file's tables extended, and coded whole in one pass with derived tables.
     pub scans: usize,
     pub spliced_scans: usize,
+    pub extended_scans: usize,
+    pub recoded_scans: usize,
 }
 
 pub(crate) fn corrupt(what: &str) -> WatermarkError {
@@ -1101,12 +1104,12 @@ fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wate
     // The input's buffers are done with: only the planes and the output remain.
     let total_mcus = geom.mcus_x * geom.mcus_y;
     let spliced = splice.then_some((input, &coefs.scans[..]));
-    let spliced_scans = jpeg_write::write_scans(&mut out, geom, &coefs.planes, &script, spliced)?;
+    let counts = jpeg_write::write_scans(&mut out, geom, &coefs.planes, &script, spliced)?;
     out.extend_from_slice(&[0xFF, EOI]);
     Ok((
         out,
         Report {
-            tables: if spliced_scans == script.len() {
+            tables: if counts.spliced == script.len() {
                 Tables::File
             } else {
                 Tables::Optimised
@@ -1115,7 +1118,9 @@ fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wate
             total_mcus,
             changed_blocks,
             scans: script.len(),
-            spliced_scans,
+            spliced_scans: counts.spliced,
+            extended_scans: counts.extended,
+            recoded_scans: counts.recoded,
         },
     ))
 }
@@ -1209,6 +1214,8 @@ fn stamp_spliced(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wat
         changed_blocks: 0,
         scans: 1,
         spliced_scans: 1,
+        extended_scans: 0,
+        recoded_scans: 0,
     };
 
     let scan = header.scan.as_deref().unwrap_or_default();

@@ -61,27 +61,58 @@ fn corrupt(what: String) -> WatermarkError {
 ///
 /// With `input` (the file the planes were decoded from and its scans, one a scan of
 /// `script`), each scan is spliced where it can be ([`splice_scan`]) and written anew where
-/// not. Returns how many scans were spliced.
+/// not. Returns how many scans went which way.
 pub(crate) fn write_scans(
     out: &mut Vec<u8>,
     geom: &FrameGeometry,
     planes: &[Plane],
     script: &[ScanSpec],
     input: Option<(&[u8], &[ScanRecord])>,
-) -> Result<usize, WatermarkError> {
+) -> Result<ScanCounts, WatermarkError> {
     check_planes(geom, planes)?;
     check_script(geom, script)?;
-    let mut spliced = 0;
+    let mut counts = ScanCounts::default();
     for (n, scan) in script.iter().enumerate() {
         if let Some((bytes, records)) = input {
-            if splice_scan(out, geom, planes, scan, &records[n], bytes)? {
-                spliced += 1;
-                continue;
+            match splice_scan(out, geom, planes, scan, &records[n], bytes)? {
+                Written::Spliced { extended } => {
+                    counts.spliced += 1;
+                    counts.extended += usize::from(extended);
+                    continue;
+                }
+                Written::Recoded => {
+                    counts.recoded += 1;
+                    continue;
+                }
+                Written::No => {}
             }
         }
         write_scan(out, geom, planes, scan)?;
     }
-    Ok(spliced)
+    Ok(counts)
+}
+
+/// How the scans of [`write_scans`] were written, where not anew with counted tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScanCounts {
+    /// Spliced ([`Written::Spliced`]), and of those, with tables extended.
+    pub spliced: usize,
+    pub extended: usize,
+    /// Coded whole in one pass ([`Written::Recoded`]).
+    pub recoded: usize,
+}
+
+/// How [`splice_scan`] wrote a scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    /// The input's data up to the resume point, coded from there: with the file's tables, or
+    /// (`extended`) with new symbols added where they leave code space (no code changes).
+    Spliced { extended: bool },
+    /// Coded whole in one pass, with tables derived from the file's (its code lengths stand
+    /// for its symbols' counts) plus the symbols the mark added.
+    Recoded,
+    /// Nothing written: the caller writes the scan with tables counted from the planes.
+    No,
 }
 
 /// Writes one scan of the input again by splicing: its tables and SOS as the input has
@@ -92,9 +123,12 @@ pub(crate) fn write_scans(
 /// (DC predictions; no pending run, no buffered correction bits) is what ours starts from.
 /// A scan the mark does not touch is copied whole.
 ///
-/// Returns `Ok(false)`, with `out` as it was, when the re-coded part needs a symbol the
-/// file's tables have no code for (the caller then writes the scan with tables of its own),
-/// or when the scan has restart intervals.
+/// When the coded part needs symbols the file's tables have no code for, they are added
+/// after the table's longest codes where it has room (libjpeg's tables keep the all-ones
+/// code free at every length: each longer length has room for one more code), which changes
+/// no existing code; where it has not, the scan is coded whole in one pass with tables
+/// derived from the file's. [`Written::No`], with `out` as it was, when neither works (a
+/// symbol the file's encoder never used) or the scan has restart intervals.
 pub(crate) fn splice_scan(
     out: &mut Vec<u8>,
     geom: &FrameGeometry,
@@ -102,42 +136,18 @@ pub(crate) fn splice_scan(
     scan: &ScanSpec,
     record: &ScanRecord,
     input: &[u8],
-) -> Result<bool, WatermarkError> {
+) -> Result<Written, WatermarkError> {
     if record.restarts {
-        return Ok(false);
+        return Ok(Written::No);
     }
     let rollback = out.len();
-    if !record.tables.is_empty() {
-        let mut payload = Vec::new();
-        for (class, id, spec) in &record.tables {
-            spec.write_dht(*class, *id, &mut payload)?;
-        }
-        out.extend_from_slice(&[0xFF, DHT]);
-        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&payload);
-    }
     let sos = &input[record.sos.clone()];
-    out.extend_from_slice(&[0xFF, SOS]);
-    out.extend_from_slice(&((sos.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(sos);
     let data = &input[record.data.clone()];
     let Some(resume) = record.resume else {
+        write_dht_sos(out, &record.tables, sos)?;
         out.extend_from_slice(data);
-        return Ok(true);
+        return Ok(Written::Spliced { extended: false });
     };
-    out.extend_from_slice(&data[..resume.byte]);
-    let writer = match data.get(resume.byte) {
-        Some(&byte) if resume.bit > 0 => BitWriter::resume(std::mem::take(out), byte, resume.bit),
-        _ => BitWriter::new(std::mem::take(out)),
-    };
-    let mut coder = Coder {
-        codes: Box::new([[0; 256]; 2 * TABLES]),
-        writer,
-        missing: false,
-    };
-    for (class, id, spec) in &record.tables {
-        coder.codes[table_index(usize::from(*class), usize::from(*id))] = canonical_codes(spec);
-    }
     // Each slot's table ids, from the SOS (checked against the frame by the decoder).
     let by_table: Vec<(usize, usize)> = sos[1..1 + 2 * scan.components.len()]
         .chunks_exact(2)
@@ -149,26 +159,177 @@ pub(crate) fn splice_scan(
         })
         .collect();
     let kind = Kind::of(scan);
-    let result = run_scan(
+    let mut tables = record.tables.clone();
+    let mut missing = Vec::new();
+    for attempt in 0..2 {
+        write_dht_sos(out, &tables, sos)?;
+        out.extend_from_slice(&data[..resume.byte]);
+        let writer = match data.get(resume.byte) {
+            Some(&byte) if resume.bit > 0 => {
+                BitWriter::resume(std::mem::take(out), byte, resume.bit)
+            }
+            _ => BitWriter::new(std::mem::take(out)),
+        };
+        let mut coder = Coder::new(writer, &tables);
+        let result = run_scan(
+            geom,
+            planes,
+            scan,
+            kind,
+            &by_table,
+            &mut coder,
+            resume.unit,
+            resume.pred,
+        );
+        *out = coder.writer.finish();
+        if let Err(e) = result {
+            out.truncate(rollback);
+            return Err(e.into());
+        }
+        if coder.missing.is_empty() {
+            return Ok(Written::Spliced {
+                extended: attempt > 0,
+            });
+        }
+        out.truncate(rollback);
+        missing.extend(coder.missing);
+        if attempt == 1 {
+            break;
+        }
+        let mut room = true;
+        for (class, id, spec) in &mut tables {
+            let index = table_index(usize::from(*class), usize::from(*id));
+            let new: Vec<u8> = missing
+                .iter()
+                .filter(|m| m.0 == index)
+                .map(|m| m.1)
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            match extended(spec, *class, &new) {
+                Some(more) => *spec = more,
+                None => room = false,
+            }
+        }
+        if !room {
+            break;
+        }
+    }
+
+    // The whole scan in one pass, with tables for counts estimated without a pass over it:
+    // the coded part's symbols counted, the copied part's from the file's code lengths (a
+    // symbol of an n-bit code stands for 2^-n of the symbols), scaled by how many units it
+    // has against the coded part.
+    let mut counter = Counter {
+        freq: Box::new([[0; 256]; 2 * TABLES]),
+    };
+    run_scan(
         geom,
         planes,
         scan,
         kind,
         &by_table,
-        &mut coder,
+        &mut counter,
         resume.unit,
         resume.pred,
-    );
+    )?;
+    let units = match *scan.components.as_slice() {
+        [c] => {
+            let (w, h) = geom.coded_blocks(c);
+            w * h
+        }
+        _ => geom.mcus_x * geom.mcus_y,
+    };
+    let share = resume.unit as f64 / units.saturating_sub(resume.unit).max(1) as f64;
+    let tables: Vec<(u8, u8, HuffSpec)> = record
+        .tables
+        .iter()
+        .map(|(class, id, spec)| {
+            let coded = &counter.freq[table_index(usize::from(*class), usize::from(*id))];
+            let copied = coded.iter().map(|&f| f64::from(f)).sum::<f64>() * share;
+            let mut freq = *coded;
+            for (len, symbols) in code_lengths(spec) {
+                for s in symbols {
+                    let estimate = (copied / (1u64 << len) as f64).round().max(1.0) as u32;
+                    freq[usize::from(s)] = freq[usize::from(s)].saturating_add(estimate);
+                }
+            }
+            (*class, *id, optimal_table(&freq))
+        })
+        .collect();
+    write_dht_sos(out, &tables, sos)?;
+    let mut coder = Coder::new(BitWriter::new(std::mem::take(out)), &tables);
+    let result = run_scan(geom, planes, scan, kind, &by_table, &mut coder, 0, [0; 4]);
     *out = coder.writer.finish();
     if let Err(e) = result {
         out.truncate(rollback);
         return Err(e.into());
     }
-    if coder.missing {
+    if !coder.missing.is_empty() {
         out.truncate(rollback);
-        return Ok(false);
+        return Ok(Written::No);
     }
-    Ok(true)
+    Ok(Written::Recoded)
+}
+
+/// A DHT with `tables` (none when empty), then the SOS segment with payload `sos`.
+fn write_dht_sos(
+    out: &mut Vec<u8>,
+    tables: &[(u8, u8, HuffSpec)],
+    sos: &[u8],
+) -> Result<(), WatermarkError> {
+    if !tables.is_empty() {
+        let mut payload = Vec::new();
+        for (class, id, spec) in tables {
+            spec.write_dht(*class, *id, &mut payload)?;
+        }
+        out.extend_from_slice(&[0xFF, DHT]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&payload);
+    }
+    out.extend_from_slice(&[0xFF, SOS]);
+    out.extend_from_slice(&((sos.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(sos);
+    Ok(())
+}
+
+/// Each code length (1..=16) with its symbols, in table order.
+fn code_lengths(spec: &HuffSpec) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
+    let mut next = 0;
+    spec.counts.iter().enumerate().map(move |(i, &count)| {
+        let symbols = spec.symbols[next..next + usize::from(count)].to_vec();
+        next += usize::from(count);
+        (i + 1, symbols)
+    })
+}
+
+/// `spec` with `new` symbols added after its longest codes, at the shortest lengths that
+/// keep the table valid for libjpeg (the all-ones code of each length unused): every code
+/// it had stays the same (canonical codes of a length depend only on the shorter ones).
+/// `None` when there is not room for them all.
+fn extended(spec: &HuffSpec, class: u8, new: &[u8]) -> Option<HuffSpec> {
+    let longest = spec
+        .counts
+        .iter()
+        .rposition(|&c| c > 0)
+        .map_or(0, |i| i + 1);
+    let mut out = spec.clone();
+    let mut rest = new.iter();
+    let mut symbol = rest.next();
+    for len in longest + 1..=16 {
+        while let Some(&s) = symbol {
+            out.counts[len - 1] += 1;
+            out.symbols.push(s);
+            if out.check(class).is_err() {
+                out.counts[len - 1] -= 1;
+                out.symbols.pop();
+                break;
+            }
+            symbol = rest.next();
+        }
+    }
+    symbol.is_none().then_some(out)
 }
 
 /// One interleaved sequential scan when the MCU has ≤ 10 blocks (and the frame ≤ 4
@@ -472,11 +633,7 @@ fn write_scan(
     }
     out.extend_from_slice(&[scan.ss, scan.se, scan.ah << 4 | scan.al]);
     // Pass 2: the entropy-coded data.
-    let mut coder = Coder {
-        codes: Box::new([[0; 256]; 2 * TABLES]),
-        writer: BitWriter::new(std::mem::take(out)),
-        missing: false,
-    };
+    let mut coder = Coder::new(BitWriter::new(std::mem::take(out)), &[]);
     for (class, specs) in tables.iter().enumerate() {
         for (id, spec) in specs.iter().enumerate() {
             coder.codes[table_index(class, id)] = canonical_codes(spec);
@@ -618,9 +775,24 @@ impl Sink for Counter {
 struct Coder {
     codes: Box<[[u32; 256]; 2 * TABLES]>,
     writer: BitWriter,
-    /// Set when a symbol had no code (only with the file's tables: with our own, pass 1
-    /// counted every symbol pass 2 codes).
-    missing: bool,
+    /// `(table, symbol)` of each symbol that had no code (only with the file's tables: with
+    /// our own, pass 1 counted every symbol pass 2 codes). What is written is then void.
+    missing: Vec<(usize, u8)>,
+}
+
+impl Coder {
+    /// A coder with `tables` as `(class, id, table)`.
+    fn new(writer: BitWriter, tables: &[(u8, u8, HuffSpec)]) -> Self {
+        let mut coder = Self {
+            codes: Box::new([[0; 256]; 2 * TABLES]),
+            writer,
+            missing: Vec::new(),
+        };
+        for (class, id, spec) in tables {
+            coder.codes[table_index(usize::from(*class), usize::from(*id))] = canonical_codes(spec);
+        }
+        coder
+    }
 }
 
 impl Sink for Coder {
@@ -628,7 +800,9 @@ impl Sink for Coder {
     fn symbol(&mut self, table: usize, symbol: u8) {
         let entry = self.codes[table][usize::from(symbol)];
         if entry & 0xFF == 0 {
-            self.missing = true;
+            if !self.missing.contains(&(table, symbol)) {
+                self.missing.push((table, symbol));
+            }
             return;
         }
         self.writer.put(entry >> 8, entry & 0xFF);
@@ -1026,6 +1200,50 @@ fn ac_refine_block<S: Sink>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod extend_tests {
+    use super::*;
+
+    #[test]
+    fn symbols_added_where_a_table_has_room_leave_every_code_as_it_was() {
+        // libjpeg's optimal tables: longest code 11 bits, so five more lengths have room.
+        let mut freq = [0u32; 256];
+        for (i, s) in [
+            0x00, 0x01, 0x02, 0x11, 0x12, 0x21, 0x31, 0x03, 0xF0, 0x41, 0x51,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            freq[s] = 1 << (11 - i);
+        }
+        let spec = optimal_table(&freq);
+        let longest = spec.counts.iter().rposition(|&c| c > 0).unwrap() + 1;
+        let room = 16 - longest;
+        assert!(room >= 2, "{spec:?}");
+        let new: Vec<u8> = (0..room as u8).map(|i| 0x90 + i).collect();
+        let more = extended(&spec, 1, &new).expect("room for one a length");
+        more.check(1).unwrap();
+        let (old_codes, new_codes) = (canonical_codes(&spec), canonical_codes(&more));
+        for s in 0..256 {
+            if old_codes[s] != 0 {
+                assert_eq!(new_codes[s], old_codes[s], "symbol {s:#x} moved");
+            }
+        }
+        assert!(new.iter().all(|&s| new_codes[usize::from(s)] != 0));
+        // One more than there is room for: refused, not a table libjpeg would reject.
+        let too_many: Vec<u8> = (0..=room as u8).map(|i| 0x90 + i).collect();
+        assert_eq!(extended(&spec, 1, &too_many), None);
+        // A DC table cannot take a symbol above 15.
+        let mut dc = [0u32; 256];
+        for (s, f) in dc.iter_mut().take(6).enumerate() {
+            *f = 100 >> s;
+        }
+        let dc = optimal_table(&dc);
+        assert_eq!(extended(&dc, 0, &[0x10]), None);
+        extended(&dc, 0, &[7]).unwrap().check(0).unwrap();
+    }
 }
 
 #[cfg(test)]

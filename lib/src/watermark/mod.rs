@@ -115,6 +115,8 @@ pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
                     report.changed_blocks,
                     report.scans,
                     report.spliced_scans,
+                    report.extended_scans,
+                    report.recoded_scans,
                     "stamped JPEG in the DCT domain"
                 );
                 Ok(Stamped {
