@@ -123,6 +123,12 @@ struct Decoder<'a> {
     coef_bits: Vec<[i8; 64]>,
     script: Vec<ScanSpec>,
     scans: Vec<ScanRecord>,
+    /// Per component, the DC coefficient of each block, as progressive DC scans send it:
+    /// kept apart from the blocks so those scans touch half a megabyte rather than every
+    /// block of the picture. AC scans copy it into the blocks they code; `dc_pending` marks
+    /// a component whose blocks have not had its latest DC yet.
+    dc_values: Vec<Vec<i16>>,
+    dc_pending: Vec<bool>,
     /// Per component, the first block (x, y) the mark may change, if any.
     marked: &'a [Option<(usize, usize)>],
 }
@@ -162,6 +168,8 @@ pub(crate) fn decode(
         coef_bits: vec![[-1; 64]; n],
         script: Vec::new(),
         scans: Vec::new(),
+        dc_values: planes.iter().map(|p| vec![0; p.blocks.len()]).collect(),
+        dc_pending: vec![false; n],
         marked,
     };
     let mut i = header.sos.start;
@@ -192,6 +200,13 @@ pub(crate) fn decode(
             DNL | COM => {}
             0xC0..=0xCF => return Err(corrupt("more than one frame")),
             _ => return Err(corrupt("unknown marker")),
+        }
+    }
+    for ((plane, dc), pending) in planes.iter_mut().zip(&d.dc_values).zip(&d.dc_pending) {
+        if *pending {
+            for (block, &v) in plane.blocks.iter_mut().zip(dc) {
+                block[0] = v;
+            }
         }
     }
     // A component no scan sent stays zero, as libjpeg shows it; its table is the one its
@@ -422,23 +437,32 @@ impl Decoder<'_> {
                     }
                 }
                 if single {
-                    let plane = &mut planes[scan.components[0].component];
-                    blocks.block(&mut rd, 0, plane.block_mut(m % mcus_x, m / mcus_x))?;
+                    let c = scan.components[0].component;
+                    let plane = &mut planes[c];
+                    let b = (m / mcus_x) * plane.width_blocks + m % mcus_x;
+                    blocks.block(&mut rd, 0, &mut plane.blocks[b], &mut self.dc_values[c][b])?;
                     continue;
                 }
                 let (mx, my) = (m % mcus_x, m / mcus_x);
                 for (s, sc) in scan.components.iter().enumerate() {
                     let fc = geom.components[sc.component];
                     let plane = &mut planes[sc.component];
+                    let dc = &mut self.dc_values[sc.component];
                     for j in 0..fc.v {
-                        for i in 0..fc.h {
-                            let block = plane.block_mut(mx * fc.h + i, my * fc.v + j);
-                            blocks.block(&mut rd, s, block)?;
+                        let row = (my * fc.v + j) * plane.width_blocks + mx * fc.h;
+                        let (bs, ds) =
+                            (&mut plane.blocks[row..row + fc.h], &mut dc[row..row + fc.h]);
+                        for (block, dc) in bs.iter_mut().zip(ds) {
+                            blocks.block(&mut rd, s, block, dc)?;
                         }
                     }
                 }
             }
             end_of_interval(&rd)?;
+        }
+        // DC scans write the DC array; AC scans copied it into each block they coded.
+        for sc in &scan.components {
+            self.dc_pending[sc.component] = matches!(pass, Pass::DcFirst | Pass::DcRefine);
         }
         self.scans.push(ScanRecord {
             sos,
@@ -516,8 +540,16 @@ const BAD_DC: ScanError = ScanError("DC difference category");
 const PAST_BAND: ScanError = ScanError("AC coefficient index past the band");
 
 impl BlockDecoder {
+    /// One block: `dc` is its DC coefficient in the decoder's DC array, which progressive DC
+    /// scans write (not the block) and AC scans copy into the block.
     #[inline]
-    fn block(&mut self, rd: &mut BitReader, s: usize, block: &mut Block) -> Result<(), ScanError> {
+    fn block(
+        &mut self,
+        rd: &mut BitReader,
+        s: usize,
+        block: &mut Block,
+        dc: &mut i16,
+    ) -> Result<(), ScanError> {
         let missing = ScanError("table");
         match self.pass {
             Pass::Sequential => {
@@ -535,7 +567,7 @@ impl BlockDecoder {
                     return Err(BAD_DC);
                 }
                 self.pred[s] = self.pred[s].wrapping_add(rd.value(size));
-                block[0] = self.pred[s]
+                *dc = self.pred[s]
                     .checked_shl(self.band.al)
                     .and_then(|v| i16::try_from(v).ok())
                     .ok_or(ScanError("DC value out of range"))?;
@@ -543,16 +575,18 @@ impl BlockDecoder {
             }
             Pass::DcRefine => {
                 if rd.bits(1) != 0 {
-                    block[0] |= 1 << self.band.al;
+                    *dc |= 1 << self.band.al;
                 }
                 Ok(())
             }
             Pass::AcFirst => {
                 let ac = self.tables[s].1.as_ref().ok_or(missing)?;
+                block[0] = *dc;
                 self.band.ac_first(rd, ac, block)
             }
             Pass::AcRefine => {
                 let ac = self.tables[s].1.as_ref().ok_or(missing)?;
+                block[0] = *dc;
                 self.band.ac_refine(rd, ac, block)
             }
         }
