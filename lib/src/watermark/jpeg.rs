@@ -6,6 +6,11 @@
 //! Every JPEG that is not a single baseline-like scan (progressive, several scans, CMYK or
 //! other component counts, any sampling libjpeg reads) is decoded whole to coefficients by
 //! `jpeg_read.rs`, stamped there, and written again by the scan writer: "the planes path".
+//! A progressive Huffman-coded file whose script libjpeg would write is spliced scan by scan
+//! there too: each scan's data is copied up to a point before the mark's first block where
+//! the decoder saw its coder clean (no EOB run pending; the DC predictions recorded), and
+//! coded from there with the scan's own tables (extended where they lack a symbol the mark
+//! needs and have room, or the scan coded whole in one pass: `jpeg_write::splice_scan`).
 //!
 //! A single sequential scan of one or three components takes "the splice path": the scan is
 //! not re-encoded where that can be avoided, yet every bit of it is Huffman-decoded and

@@ -7,7 +7,8 @@
 //! scans, jcphuff.c for progressive ones: EOB runs, the correction-bit buffer of AC
 //! refinement), and the scripts it accepts are those its `jcmaster.c` accepts, so what we
 //! write is what libjpeg itself would write and every decoder that reads libjpeg reads it.
-//! Each scan is run twice over the blocks: once counting symbols, once coding them.
+//! Each scan is run twice over the blocks: once counting symbols, once coding them; or, for a
+//! progressive input, spliced: copied up to the mark and coded from there ([`splice_scan`]).
 
 use super::coef::{FrameGeometry, Plane, ScanSpec};
 use super::huffman::{optimal_table, BitWriter, Block, HuffSpec, ScanError};

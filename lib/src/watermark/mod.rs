@@ -9,7 +9,8 @@
 //! described in `mark.rs`, drawn into coefficients by `coef_mark.rs`; orientation (stored
 //! pixels kept, the tag kept alone, the mark drawn turned) in `orientation.rs`.
 //! Arithmetic-coded scans are decoded by `arith.rs` and written Huffman-coded (`jpeg_write.rs`);
-//! a progressive file keeps its scan script. PNG and WebP are decoded, turned upright, stamped
+//! a progressive file keeps its scan script, and each of its scans is copied up to the mark
+//! and coded again only from there. PNG and WebP are decoded, turned upright, stamped
 //! in place and encoded again: `fallback.rs` (PNG row by row: `png_rows.rs`). 12-bit, lossless
 //! and hierarchical JPEG are refused as [`WatermarkError::Unsupported`] (libjpeg-turbo's
 //! `djpeg` refuses them too). What the reference decoders refuse (a JPEG whose Huffman tables
