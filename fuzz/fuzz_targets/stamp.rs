@@ -1,7 +1,8 @@
 //! Bytes into `joip::watermark::stamp`, JPEG only (the DCT-domain codec of issue 21: the header
 //! parser, the Huffman and arithmetic decoders, the scan writer and the splice). libFuzzer
 //! catches panics, hangs (`-timeout`) and memory past `-rss_limit_mb` (tools/fuzz.sh sets both);
-//! this adds: a published copy is itself a JPEG we publish again.
+//! this adds: a published copy is itself a JPEG we publish again, and what the planes path
+//! publishes decodes to exactly the coefficients it stamped (the progressive splice's oracle).
 #![no_main]
 
 // lib/src/watermark/ compiled here, not the `joip` crate: see fuzz/Cargo.toml.
@@ -32,5 +33,10 @@ fuzz_target!(|input: &[u8]| -> Corpus {
         Ok(_) | Err(WatermarkError::TooLarge(_)) => {}
         Err(e) => panic!("the published copy is refused when stamped again: {e}"),
     }
+    assert_ne!(
+        watermark::bench::planes_output_is_exact(input, &FUZZ_LIMITS),
+        Some(false),
+        "the published copy does not decode to the stamped coefficients"
+    );
     Corpus::Keep
 });

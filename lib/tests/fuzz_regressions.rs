@@ -9,6 +9,7 @@
 //! Needs djpeg (Debian: libjpeg-turbo-progs); without it the panic check still runs and the
 //! comparison skips loudly, or fails under `CI=1` or `JOIP_REQUIRE_ORACLES=1`.
 
+use joip::watermark::bench::planes_output_is_exact;
 use joip::watermark::{stamp, Limits, WatermarkError};
 use std::fmt::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -218,6 +219,13 @@ fn judge(path: &Path, scratch: Option<&Path>) -> Verdict {
             Ok(Ok(_) | Err(WatermarkError::TooLarge(_))) => {}
             Ok(Err(e)) => verdict.problem = Some(format!("the published copy is refused: {e}")),
             Err(_) => verdict.problem = Some("stamping the published copy panicked".to_owned()),
+        }
+        let exact = catch_unwind(AssertUnwindSafe(|| {
+            planes_output_is_exact(&input, &FUZZ_LIMITS)
+        }));
+        if verdict.problem.is_none() && !matches!(exact, Ok(None | Some(true))) {
+            verdict.problem =
+                Some("the published copy does not decode to the stamped coefficients".to_owned());
         }
     }
     let Some(scratch) = scratch else {

@@ -54,3 +54,9 @@ pub fn takes_dct_path(input: &[u8]) -> bool {
     sniff::sniff(input) == Some(Format::Jpeg)
         && super::jpeg::stamp(input, &Limits::default()).is_ok()
 }
+
+/// For the fuzzer and the regression replay: whether a JPEG the planes path publishes decodes
+/// to exactly the coefficients it stamped (`None` when that path does not publish it).
+pub fn planes_output_is_exact(input: &[u8], limits: &Limits) -> Option<bool> {
+    super::jpeg::planes_output_is_exact(input, limits)
+}

@@ -1311,6 +1311,58 @@ fn stamp_spliced(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wat
     Ok((out, report))
 }
 
+/// An oracle for the fuzzer and the regression replay: whether what the planes path publishes
+/// for `input` decodes, in our decoder, to exactly the stamped coefficients (every coded block
+/// of every component), whichever way its scans were written (spliced, extended, coded whole).
+/// A script that never sends a coefficient's last bits (a final point transform above 0)
+/// publishes it without them, as every decoder shows it: those bits are not compared.
+/// `None` when the planes path does not publish `input` (refused, or a single sequential scan
+/// the splice path takes).
+pub(crate) fn planes_output_is_exact(input: &[u8], limits: &Limits) -> Option<bool> {
+    let header = parse_header(input, limits).ok()?;
+    if header.scan.is_some()
+        && !matches!(
+            stamp_spliced(input, &header),
+            Err(WatermarkError::NeedsFallback(_))
+        )
+    {
+        return None;
+    }
+    let (out, _) = stamp_planes(input, &header).ok()?;
+    let (expected, _) = stamped_coefficients(input, &header).ok()?;
+    let got = parse_header(&out, limits).and_then(|h| jpeg_read::decode(&out, &h, &[]));
+    let Ok(got) = got else {
+        return Some(false);
+    };
+    let geom = &expected.geom;
+    Some((0..geom.components.len()).all(|c| {
+        // The last point transform of each coefficient in the output's script (None: never
+        // sent, so zero).
+        let mut sent: [Option<u8>; 64] = [None; 64];
+        for scan in got.script.iter().filter(|s| s.components.contains(&c)) {
+            for bits in &mut sent[usize::from(scan.ss)..=usize::from(scan.se.min(63))] {
+                *bits = Some(bits.map_or(scan.al, |b| b.min(scan.al)));
+            }
+        }
+        let (w, h) = geom.coded_blocks(c);
+        (0..h).all(|by| {
+            (0..w).all(|bx| {
+                let mut want = *expected.planes[c].block(bx, by);
+                for (k, v) in want.iter_mut().enumerate() {
+                    *v = match sent[k] {
+                        None => 0,
+                        // DC's point transform is an arithmetic shift, AC's divides the
+                        // magnitude (T.81 G.1.2.1).
+                        Some(al) if k == 0 => (*v >> al) << al,
+                        Some(al) => v.signum() * ((v.abs() >> al) << al),
+                    };
+                }
+                got.planes.get(c).map(|p| p.block(bx, by)) == Some(&want)
+            })
+        })
+    }))
+}
+
 /// Test access to the planes path's picture: the input decoded and stamped, before writing.
 #[cfg(test)]
 pub(crate) fn stamped_planes(input: &[u8]) -> Result<super::coef::Planes, WatermarkError> {
