@@ -1269,17 +1269,15 @@ fn stamp_spliced(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wat
         ac[0xF0] = ac[0xF0].max(1);
         specs[1][a] = Some(optimal_table(ac));
     }
-    let mut dht = Vec::new();
-    for (class, tables) in specs.iter().enumerate() {
-        for (id, spec) in tables.iter().enumerate() {
-            if let Some(spec) = spec {
-                spec.write_dht(class as u8, id as u8, &mut dht)?;
-            }
-        }
-    }
-    let mut segment = vec![0xFF, DHT];
-    segment.extend_from_slice(&((dht.len() + 2) as u16).to_be_bytes());
-    segment.extend_from_slice(&dht);
+    let mut segment = Vec::new();
+    jpeg_write::write_dht(
+        &mut segment,
+        specs.iter().enumerate().flat_map(|(class, tables)| {
+            tables.iter().enumerate().filter_map(move |(id, spec)| {
+                spec.as_ref().map(|spec| (class as u8, id as u8, spec))
+            })
+        }),
+    )?;
 
     let new_tables: Vec<(EncodeTable, EncodeTable)> = ids
         .iter()

@@ -666,13 +666,7 @@ impl Band {
                 } else {
                     select(zeros, r) as usize
                 };
-                refine(
-                    rd,
-                    block,
-                    nonzero & !u64::MAX.checked_shl(stop as u32).unwrap_or(0) & (u64::MAX << k),
-                    p1,
-                    m1,
-                );
+                refine(rd, block, nonzero & band_mask(k, stop - 1), p1, m1);
                 k = stop;
                 if value != 0 {
                     if k > se {

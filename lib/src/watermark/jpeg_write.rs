@@ -171,7 +171,7 @@ pub(crate) fn splice_scan(
             }
             _ => BitWriter::new(std::mem::take(out)),
         };
-        let mut coder = Coder::new(writer, &tables);
+        let mut coder = Coder::new(writer, triples(&tables));
         let result = run_scan(
             geom,
             planes,
@@ -251,7 +251,7 @@ pub(crate) fn splice_scan(
             let copied = coded.iter().map(|&f| f64::from(f)).sum::<f64>() * share;
             let mut freq = *coded;
             for (len, symbols) in code_lengths(spec) {
-                for s in symbols {
+                for &s in symbols {
                     let estimate = (copied / (1u64 << len) as f64).round().max(1.0) as u32;
                     freq[usize::from(s)] = freq[usize::from(s)].saturating_add(estimate);
                 }
@@ -260,7 +260,7 @@ pub(crate) fn splice_scan(
         })
         .collect();
     write_dht_sos(out, &tables, sos)?;
-    let mut coder = Coder::new(BitWriter::new(std::mem::take(out)), &tables);
+    let mut coder = Coder::new(BitWriter::new(std::mem::take(out)), triples(&tables));
     let result = run_scan(geom, planes, scan, kind, &by_table, &mut coder, 0, [0; 4]);
     *out = coder.writer.finish();
     if let Err(e) = result {
@@ -274,21 +274,36 @@ pub(crate) fn splice_scan(
     Ok(Written::Recoded)
 }
 
+/// Appends one DHT segment with `tables` as `(class, id, table)`; nothing when there are none.
+/// Refuses, as [`HuffSpec::write_dht`] does, a table libjpeg-turbo would not read.
+pub(crate) fn write_dht<'a>(
+    out: &mut Vec<u8>,
+    tables: impl IntoIterator<Item = (u8, u8, &'a HuffSpec)>,
+) -> Result<(), WatermarkError> {
+    let mut payload = Vec::new();
+    for (class, id, spec) in tables {
+        spec.write_dht(class, id, &mut payload)?;
+    }
+    if !payload.is_empty() {
+        out.extend_from_slice(&[0xFF, DHT]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(&payload);
+    }
+    Ok(())
+}
+
+/// `tables` as `(class, id, table)` triples, as [`write_dht`] and [`Coder::new`] take them.
+fn triples(tables: &[(u8, u8, HuffSpec)]) -> impl Iterator<Item = (u8, u8, &HuffSpec)> {
+    tables.iter().map(|(class, id, spec)| (*class, *id, spec))
+}
+
 /// A DHT with `tables` (none when empty), then the SOS segment with payload `sos`.
 fn write_dht_sos(
     out: &mut Vec<u8>,
     tables: &[(u8, u8, HuffSpec)],
     sos: &[u8],
 ) -> Result<(), WatermarkError> {
-    if !tables.is_empty() {
-        let mut payload = Vec::new();
-        for (class, id, spec) in tables {
-            spec.write_dht(*class, *id, &mut payload)?;
-        }
-        out.extend_from_slice(&[0xFF, DHT]);
-        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&payload);
-    }
+    write_dht(out, triples(tables))?;
     out.extend_from_slice(&[0xFF, SOS]);
     out.extend_from_slice(&((sos.len() + 2) as u16).to_be_bytes());
     out.extend_from_slice(sos);
@@ -296,10 +311,10 @@ fn write_dht_sos(
 }
 
 /// Each code length (1..=16) with its symbols, in table order.
-fn code_lengths(spec: &HuffSpec) -> impl Iterator<Item = (usize, Vec<u8>)> + '_ {
+fn code_lengths(spec: &HuffSpec) -> impl Iterator<Item = (usize, &[u8])> {
     let mut next = 0;
     spec.counts.iter().enumerate().map(move |(i, &count)| {
-        let symbols = spec.symbols[next..next + usize::from(count)].to_vec();
+        let symbols = &spec.symbols[next..next + usize::from(count)];
         next += usize::from(count);
         (i + 1, symbols)
     })
@@ -612,17 +627,15 @@ fn write_scan(
         }
     }
     // DHT with exactly the tables this scan uses.
-    if tables.iter().any(|t| !t.is_empty()) {
-        let mut payload = Vec::new();
-        for (class, specs) in tables.iter().enumerate() {
-            for (id, spec) in specs.iter().enumerate() {
-                spec.write_dht(class as u8, id as u8, &mut payload)?;
-            }
-        }
-        out.extend_from_slice(&[0xFF, DHT]);
-        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
-        out.extend_from_slice(&payload);
-    }
+    let numbered = || {
+        tables.iter().enumerate().flat_map(|(class, specs)| {
+            specs
+                .iter()
+                .enumerate()
+                .map(move |(id, spec)| (class as u8, id as u8, spec))
+        })
+    };
+    write_dht(out, numbered())?;
     // SOS.
     out.extend_from_slice(&[0xFF, SOS]);
     out.extend_from_slice(&((6 + 2 * slots) as u16).to_be_bytes());
@@ -634,12 +647,7 @@ fn write_scan(
     }
     out.extend_from_slice(&[scan.ss, scan.se, scan.ah << 4 | scan.al]);
     // Pass 2: the entropy-coded data.
-    let mut coder = Coder::new(BitWriter::new(std::mem::take(out)), &[]);
-    for (class, specs) in tables.iter().enumerate() {
-        for (id, spec) in specs.iter().enumerate() {
-            coder.codes[table_index(class, id)] = canonical_codes(spec);
-        }
-    }
+    let mut coder = Coder::new(BitWriter::new(std::mem::take(out)), numbered());
     let by_table: Vec<(usize, usize)> = selectors
         .iter()
         .map(|&(dc, ac)| (table_index(0, dc), table_index(1, ac)))
@@ -783,14 +791,17 @@ struct Coder {
 
 impl Coder {
     /// A coder with `tables` as `(class, id, table)`.
-    fn new(writer: BitWriter, tables: &[(u8, u8, HuffSpec)]) -> Self {
+    fn new<'a>(
+        writer: BitWriter,
+        tables: impl IntoIterator<Item = (u8, u8, &'a HuffSpec)>,
+    ) -> Self {
         let mut coder = Self {
             codes: Box::new([[0; 256]; 2 * TABLES]),
             writer,
             missing: Vec::new(),
         };
         for (class, id, spec) in tables {
-            coder.codes[table_index(usize::from(*class), usize::from(*id))] = canonical_codes(spec);
+            coder.codes[table_index(usize::from(class), usize::from(id))] = canonical_codes(spec);
         }
         coder
     }
