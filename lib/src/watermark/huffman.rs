@@ -334,6 +334,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Decodes one block into `out` (zigzag order); `pred` is the component's DC predictor.
+    #[inline(always)]
     pub fn decode_block(
         &mut self,
         dc: &DecodeTable,

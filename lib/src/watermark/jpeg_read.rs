@@ -12,6 +12,7 @@
 use super::arith;
 use super::coef::{new_planes, FrameGeometry, Planes, ScanSpec};
 use super::huffman::{BitReader, Block, Checkpoint, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
+use super::isa::Isa;
 use super::jpeg::{
     check_app, corrupt, end_of_interval, parse_dac, parse_dht, parse_dqt, parse_dri, read_marker,
     read_segment, truncated, Conditioning, Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL,
@@ -389,7 +390,6 @@ impl Decoder<'_> {
                 })
                 .min()
         };
-        let mut resume = None;
         let split_at = split.unwrap_or(usize::MAX);
         let watch_from = match pass {
             Pass::AcFirst | Pass::AcRefine => split_at.saturating_sub(1 << 15),
@@ -407,59 +407,19 @@ impl Decoder<'_> {
             },
         };
 
-        for (n, r) in raw.iter().enumerate() {
-            let mcus = if ri == 0 {
-                0..total
-            } else {
-                n * ri..((n + 1) * ri).min(total)
-            };
-            let mut rd = BitReader::new(&self.input[r.clone()]);
-            blocks.pred = [0; 4];
-            blocks.band.eobrun = 0;
-            // The last unit that began with no EOB run pending: a resume point. An EOB run
-            // covers at most 32767 blocks, so only the units that close before the split are
-            // watched (a DC scan has no runs: only the split itself).
-            let mut clean: (Checkpoint, usize) = (rd.checkpoint(), 0);
-            for m in mcus {
-                if m >= watch_from && resume.is_none() {
-                    if blocks.band.eobrun == 0 {
-                        clean = (rd.checkpoint(), m);
-                    }
-                    if m == split_at {
-                        let (cp, unit) = clean;
-                        let (byte, bit) = rd.position_at(cp);
-                        resume = Some(Resume {
-                            unit,
-                            byte,
-                            bit,
-                            pred: blocks.pred,
-                        });
-                    }
-                }
-                if single {
-                    let c = scan.components[0].component;
-                    let plane = &mut planes[c];
-                    let b = (m / mcus_x) * plane.width_blocks + m % mcus_x;
-                    blocks.block(&mut rd, 0, &mut plane.blocks[b], &mut self.dc_values[c][b])?;
-                    continue;
-                }
-                let (mx, my) = (m % mcus_x, m / mcus_x);
-                for (s, sc) in scan.components.iter().enumerate() {
-                    let fc = geom.components[sc.component];
-                    let plane = &mut planes[sc.component];
-                    let dc = &mut self.dc_values[sc.component];
-                    for j in 0..fc.v {
-                        let row = (my * fc.v + j) * plane.width_blocks + mx * fc.h;
-                        let (bs, ds) =
-                            (&mut plane.blocks[row..row + fc.h], &mut dc[row..row + fc.h]);
-                        for (block, dc) in bs.iter_mut().zip(ds) {
-                            blocks.block(&mut rd, s, block, dc)?;
-                        }
-                    }
-                }
-            }
-            end_of_interval(&rd)?;
-        }
+        let units = Units {
+            input: self.input,
+            raw: &raw,
+            ri,
+            total,
+            single,
+            mcus_x,
+            components: &scan.components,
+            geom,
+            watch_from,
+            split_at,
+        };
+        let resume = units.run(&mut blocks, planes, &mut self.dc_values)?;
         // DC scans write the DC array; AC scans copied it into each block they coded.
         for sc in &scan.components {
             self.dc_pending[sc.component] = matches!(pass, Pass::DcFirst | Pass::DcRefine);
@@ -539,10 +499,125 @@ struct Band {
 const BAD_DC: ScanError = ScanError("DC difference category");
 const PAST_BAND: ScanError = ScanError("AC coefficient index past the band");
 
+/// The units (blocks of a one-component scan, MCUs of an interleaved one) of one
+/// Huffman-coded scan, restart interval by restart interval.
+struct Units<'s> {
+    input: &'s [u8],
+    /// Each interval's data.
+    raw: &'s [Range<usize>],
+    ri: usize,
+    total: usize,
+    single: bool,
+    mcus_x: usize,
+    components: &'s [ScanComponent],
+    geom: &'s FrameGeometry,
+    /// From which unit resume points are watched, and the unit the mark may change first.
+    watch_from: usize,
+    split_at: usize,
+}
+
+impl Units<'_> {
+    /// Decodes every unit into `planes` (DC scans: into `dc_values`); returns the resume
+    /// point before `split_at`, if the scan reached it.
+    fn run(
+        &self,
+        blocks: &mut BlockDecoder,
+        planes: &mut Planes,
+        dc_values: &mut [Vec<i16>],
+    ) -> Result<Option<Resume>, WatermarkError> {
+        match Isa::current() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Bmi` is only made where the CPU has the features `run_bmi` is
+            // compiled for.
+            Isa::Bmi => unsafe { self.run_bmi(blocks, planes, dc_values) },
+            Isa::Portable => self.run_any(blocks, planes, dc_values),
+        }
+    }
+
+    /// [`Self::run_any`] compiled with the bit instructions of [`Isa::Bmi`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,lzcnt,bmi1,bmi2")]
+    fn run_bmi(
+        &self,
+        blocks: &mut BlockDecoder,
+        planes: &mut Planes,
+        dc_values: &mut [Vec<i16>],
+    ) -> Result<Option<Resume>, WatermarkError> {
+        self.run_any(blocks, planes, dc_values)
+    }
+
+    /// The loop itself, inlined into each copy with everything it calls per block.
+    #[inline(always)]
+    fn run_any(
+        &self,
+        blocks: &mut BlockDecoder,
+        planes: &mut Planes,
+        dc_values: &mut [Vec<i16>],
+    ) -> Result<Option<Resume>, WatermarkError> {
+        let (ri, total, single, mcus_x) = (self.ri, self.total, self.single, self.mcus_x);
+        let (watch_from, split_at, geom) = (self.watch_from, self.split_at, self.geom);
+        let mut resume = None;
+        for (n, r) in self.raw.iter().enumerate() {
+            let mcus = if ri == 0 {
+                0..total
+            } else {
+                n * ri..((n + 1) * ri).min(total)
+            };
+            let mut rd = BitReader::new(&self.input[r.clone()]);
+            blocks.pred = [0; 4];
+            blocks.band.eobrun = 0;
+            // The last unit that began with no EOB run pending: a resume point. An EOB run
+            // covers at most 32767 blocks, so only the units that close before the split are
+            // watched (a DC scan has no runs: only the split itself).
+            let mut clean: (Checkpoint, usize) = (rd.checkpoint(), 0);
+            for m in mcus {
+                if m >= watch_from && resume.is_none() {
+                    if blocks.band.eobrun == 0 {
+                        clean = (rd.checkpoint(), m);
+                    }
+                    if m == split_at {
+                        let (cp, unit) = clean;
+                        let (byte, bit) = rd.position_at(cp);
+                        resume = Some(Resume {
+                            unit,
+                            byte,
+                            bit,
+                            pred: blocks.pred,
+                        });
+                    }
+                }
+                if single {
+                    let c = self.components[0].component;
+                    let plane = &mut planes[c];
+                    let b = (m / mcus_x) * plane.width_blocks + m % mcus_x;
+                    blocks.block(&mut rd, 0, &mut plane.blocks[b], &mut dc_values[c][b])?;
+                    continue;
+                }
+                let (mx, my) = (m % mcus_x, m / mcus_x);
+                for (s, sc) in self.components.iter().enumerate() {
+                    let fc = geom.components[sc.component];
+                    let plane = &mut planes[sc.component];
+                    let dc = &mut dc_values[sc.component];
+                    for j in 0..fc.v {
+                        let row = (my * fc.v + j) * plane.width_blocks + mx * fc.h;
+                        let (bs, ds) =
+                            (&mut plane.blocks[row..row + fc.h], &mut dc[row..row + fc.h]);
+                        for (block, dc) in bs.iter_mut().zip(ds) {
+                            blocks.block(&mut rd, s, block, dc)?;
+                        }
+                    }
+                }
+            }
+            end_of_interval(&rd)?;
+        }
+        Ok(resume)
+    }
+}
+
 impl BlockDecoder {
     /// One block: `dc` is its DC coefficient in the decoder's DC array, which progressive DC
     /// scans write (not the block) and AC scans copy into the block.
-    #[inline]
+    #[inline(always)]
     fn block(
         &mut self,
         rd: &mut BitReader,
@@ -595,6 +670,7 @@ impl BlockDecoder {
 
 impl Band {
     /// G.1.2.2: the first bits of a band, with end-of-band runs across blocks.
+    #[inline(always)]
     fn ac_first(
         &mut self,
         rd: &mut BitReader,
@@ -630,6 +706,7 @@ impl Band {
     /// G.1.2.3: one more bit of every coefficient of the band; new coefficients are ±1.
     /// The coefficients already non-zero are found from a mask of the block, not one by one:
     /// their correction bits are read in one go between the symbols.
+    #[inline(always)]
     fn ac_refine(
         &mut self,
         rd: &mut BitReader,
@@ -691,7 +768,7 @@ impl Band {
 /// whose length depends on `n` (a mispredicted branch per symbol of AC refinement). Bytes'
 /// bit counts summed by a multiply find the byte, a table the bit in it (broadword select,
 /// Vigna 2008).
-#[inline]
+#[inline(always)]
 fn select(x: u64, n: u32) -> u32 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -728,7 +805,7 @@ static SELECT_IN_BYTE: [[u8; 8]; 256] = {
 
 /// Reads one correction bit for each coefficient in `mask` (zigzag positions, in order) and
 /// adds it to the coefficient's magnitude at bit `p1` where that bit is not already set.
-#[inline]
+#[inline(always)]
 fn refine(rd: &mut BitReader, block: &mut Block, mut mask: u64, p1: i16, m1: i16) {
     while mask != 0 {
         let take = mask.count_ones().min(16);

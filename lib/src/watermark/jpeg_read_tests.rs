@@ -332,3 +332,54 @@ fn timing_of_a_12_mp_progressive_jpeg() {
         jpeg.len()
     );
 }
+
+#[test]
+fn both_copies_of_the_hot_loops_write_the_same_bytes() {
+    use super::isa::{self, Isa};
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("popcnt")
+        && std::is_x86_feature_detected!("lzcnt")
+        && std::is_x86_feature_detected!("bmi1")
+        && std::is_x86_feature_detected!("bmi2")
+    {
+        assert_eq!(Isa::current(), Isa::Bmi);
+    } else {
+        eprintln!("this CPU runs the portable copy only: compared with itself");
+    }
+    assert_eq!(isa::portable_only(Isa::current), Isa::Portable);
+    let scans = scans_file("0;\n1;\n2;\n");
+    let flat = {
+        let mut p = b"P6\n320 240\n255\n".to_vec();
+        p.resize(p.len() + 320 * 240 * 3, 90);
+        p
+    };
+    // Every pass of the decoder and the writer: sequential (interleaved, not, restarts,
+    // optimised), progressive spliced, with extended tables and coded whole.
+    let cases: Vec<(Vec<u8>, Vec<&str>)> = vec![
+        (ppm(640, 480, 31), vec!["-sample", "2x2"]),
+        (ppm(640, 480, 32), vec!["-sample", "2x2", "-progressive"]),
+        (ppm(500, 330, 33), vec!["-sample", "1x1", "-progressive"]),
+        (ppm(500, 330, 34), vec!["-progressive", "-restart", "3B"]),
+        (ppm(400, 300, 35), vec!["-grayscale", "-progressive"]),
+        (ppm(400, 300, 36), vec!["-scans", scans.as_str()]),
+        (ppm(400, 300, 37), vec!["-optimize", "-restart", "2"]),
+        (flat, vec!["-sample", "2x2", "-progressive"]),
+    ];
+    for (picture, args) in cases {
+        let Some(jpeg) = tool("cjpeg", &args, &picture) else {
+            return;
+        };
+        let jpeg = jpeg.unwrap();
+        let fast = stamp(&jpeg, &Limits::default()).unwrap();
+        let portable = isa::portable_only(|| stamp(&jpeg, &Limits::default())).unwrap();
+        assert!(fast.0 == portable.0, "{args:?}: the two copies differ");
+        assert_eq!(fast.1, portable.1, "{args:?}");
+        // Refused alike too: the file cut in the middle of its scans.
+        let cut = &jpeg[..jpeg.len() * 2 / 3];
+        assert_eq!(
+            stamp(cut, &Limits::default()).map(|_| ()),
+            isa::portable_only(|| stamp(cut, &Limits::default())).map(|_| ()),
+            "{args:?} cut"
+        );
+    }
+}

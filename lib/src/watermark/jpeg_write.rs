@@ -981,7 +981,7 @@ fn category(v: i32) -> Result<(u32, u32), ScanError> {
 
 /// Bit k set where zigzag coefficient k is non-zero after the point transform `al`
 /// (`|v| >> al != 0`, i.e. `|v| >= 2^al`).
-#[inline]
+#[inline(always)]
 pub(crate) fn nonzero_mask(b: &Block, al: u32) -> u64 {
     debug_assert!(al <= u32::from(MAX_AH_AL));
     let t = 1i16 << al;
@@ -995,7 +995,7 @@ pub(crate) fn nonzero_mask(b: &Block, al: u32) -> u64 {
 /// Bit k set where `flags[k]` is 1 (each flag 0 or 1). Built a byte of flags at a time: a
 /// comparison per coefficient vectorises into byte flags, where shifting each into a u64
 /// does not (it was most of the progressive writer's time).
-#[inline]
+#[inline(always)]
 fn mask_of_flags(flags: &[u8; 64]) -> u64 {
     let mut mask = 0u64;
     for (i, chunk) in flags.chunks_exact(8).enumerate() {
@@ -1010,7 +1010,7 @@ fn mask_of_flags(flags: &[u8; 64]) -> u64 {
 }
 
 /// Bits `ss..=se` set.
-#[inline]
+#[inline(always)]
 pub(crate) fn band_mask(ss: usize, se: usize) -> u64 {
     (u64::MAX >> (63 - se)) & (u64::MAX << ss)
 }

@@ -25,6 +25,7 @@ mod coef_mark;
 mod dct;
 mod fallback;
 mod huffman;
+mod isa;
 mod jpeg;
 mod jpeg_read;
 mod jpeg_write;
