@@ -17,6 +17,10 @@ pub(crate) struct ComponentInk {
     pub quant: [u16; 64],
     pub ink: f32,
     pub shade: f32,
+    /// Per coefficient (zigzag order), the low bits the output's scans never send (the point
+    /// transform of the last scan of it; 0 for a sequential output): the mark's coefficients
+    /// are rounded to that precision, rather than cut toward zero by the writer.
+    pub al: [u8; 64],
 }
 
 /// Decodes one block to samples, blends the mark over it, and re-quantises it with the
@@ -86,7 +90,9 @@ pub(crate) fn mark_block(
         let q = f32::from(c.quant[k]);
         // Limits of 8-bit coding: DC within ±1023, AC sizes up to 10 bits.
         let limit = 1023.0 / if k == 0 { q } else { 1.0 };
-        out[k] = (coef[ZIGZAG[k]] / q).round().clamp(-limit, limit) as i16;
+        let step = f32::from(1u16 << c.al[k].min(13));
+        let max = (limit / step).floor();
+        out[k] = ((coef[ZIGZAG[k]] / q / step).round().clamp(-max, max) * step) as i16;
     }
     let changed = out != *block;
     *block = out;

@@ -640,6 +640,7 @@ impl<'a> Stamper<'a> {
                     quant: header.quant[c.tq].ok_or_else(|| corrupt("quantisation table"))?,
                     ink,
                     shade,
+                    al: [0; 64],
                 },
             });
             let spec = |t: &Option<HuffSpec>| t.clone().ok_or_else(|| corrupt("Huffman table"));
@@ -1075,7 +1076,7 @@ fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wate
     // comes before the mark in each scan is copied, not coded again.
     let (script, splice) = if !coefs.progressive {
         (jpeg_write::default_script(geom), false)
-    } else if jpeg_write::check_script(geom, &coefs.script).is_ok() {
+    } else if keeps_script(&coefs) {
         let splice = !frame.arithmetic && coefs.scans.len() == coefs.script.len();
         (std::mem::take(&mut coefs.script), splice)
     } else {
@@ -1130,6 +1131,12 @@ fn stamp_planes(input: &[u8], header: &Header) -> Result<(Vec<u8>, Report), Wate
     ))
 }
 
+/// Whether the planes path writes a file with the input's own scan script: a progressive
+/// one our writer can write (libjpeg's encoder would), else `stamp_planes` picks another.
+fn keeps_script(coefs: &jpeg_read::Coefficients) -> bool {
+    coefs.progressive && jpeg_write::check_script(&coefs.geom, &coefs.script).is_ok()
+}
+
 /// The planes path's picture: every scan decoded (each recording where its coding can resume
 /// before the mark's first block), the mark stamped into the planes; and how many blocks
 /// changed.
@@ -1151,6 +1158,12 @@ fn stamped_coefficients(
         .collect();
     let mut coefs = jpeg_read::decode(input, header, &marked)?;
     let geom = &coefs.geom;
+    // The precision the output's scans send each coefficient to (see `stamp_planes`).
+    let al = if keeps_script(&coefs) {
+        jpeg_write::final_point_transforms(geom.components.len(), &coefs.script)
+    } else {
+        vec![[0; 64]; geom.components.len()]
+    };
     let inks: Vec<ComponentInk> = geom
         .components
         .iter()
@@ -1163,6 +1176,7 @@ fn stamped_coefficients(
                 quant: coefs.quant[c],
                 ink,
                 shade,
+                al: al[c],
             }
         })
         .collect();

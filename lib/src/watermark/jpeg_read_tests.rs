@@ -68,7 +68,12 @@ fn assert_same_coefficients(a: &[u8], b: &[u8], what: &str) {
 }
 
 fn scans_file(text: &str) -> String {
-    let path = std::env::temp_dir().join(format!("joip-scans-{}.txt", std::process::id()));
+    // Named by its text: tests running at once may each want a script of their own.
+    let tag = text
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let path =
+        std::env::temp_dir().join(format!("joip-scans-{}-{tag:08x}.txt", std::process::id()));
     std::fs::write(&path, text).unwrap();
     path.to_string_lossy().into_owned()
 }
@@ -382,4 +387,47 @@ fn both_copies_of_the_hot_loops_write_the_same_bytes() {
             "{args:?} cut"
         );
     }
+}
+
+#[test]
+fn the_mark_is_rounded_to_the_precision_the_script_sends() {
+    // A progressive script that never sends the last two bits of any coefficient: the
+    // mark's coefficients must be the nearest multiples of 4 of what it would be at full
+    // precision, not those values with their low bits dropped (toward zero, or down for DC).
+    let scans = scans_file("0,1,2: 0 0 0 2;\n0: 1 63 0 2;\n1: 1 63 0 2;\n2: 1 63 0 2;\n");
+    let args = ["-quality", "85", "-sample", "2x2", "-scans", scans.as_str()];
+    let Some(input) = tool("cjpeg", &args, &ppm(320, 240, 41)) else {
+        return;
+    };
+    let input = input.unwrap();
+    // The same coefficients in a baseline file (jpegtran is lossless): the mark stamped
+    // there is the mark at full precision.
+    let baseline = tool("jpegtran", &["-copy", "none"], &input)
+        .unwrap()
+        .unwrap();
+    let ideal = super::jpeg::stamped_planes(&baseline).unwrap();
+    let (out, _) = stamp(&input, &Limits::default()).unwrap();
+    tool("djpeg", &["-strict"], &out).unwrap().unwrap();
+    let (published, coded) = planes_of(&out).unwrap();
+    let (mut n, mut worst) = (0, 0);
+    for (c, &(w, h)) in coded.iter().enumerate() {
+        for by in 0..h {
+            for bx in 0..w {
+                let (p, i) = (published[c].block(bx, by), ideal[c].block(bx, by));
+                for (&p, &i) in p.iter().zip(i) {
+                    let err = i32::from(p) - i32::from(i);
+                    if err != 0 {
+                        worst = worst.max(err.abs());
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(n > 100, "the mark changed only {n} coefficients");
+    // Dropping the bits puts a coefficient up to 3 off (7 -> 4); rounding, at most 2.
+    assert!(
+        worst <= 2,
+        "a coefficient {worst} off its nearest multiple of 4"
+    );
 }

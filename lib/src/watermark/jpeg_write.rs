@@ -473,6 +473,25 @@ fn check_planes(geom: &FrameGeometry, planes: &[Plane]) -> Result<(), WatermarkE
     Ok(())
 }
 
+/// Per component, the point transform of the last scan of each coefficient (zigzag order) in
+/// `script`: the bits below it are never sent. 0 for a coefficient no scan sends.
+pub(crate) fn final_point_transforms(components: usize, script: &[ScanSpec]) -> Vec<[u8; 64]> {
+    let mut al = vec![[u8::MAX; 64]; components];
+    for scan in script {
+        for &c in &scan.components {
+            for a in &mut al[c][usize::from(scan.ss)..=usize::from(scan.se)] {
+                *a = (*a).min(scan.al);
+            }
+        }
+    }
+    for a in al.iter_mut().flatten() {
+        if *a == u8::MAX {
+            *a = 0;
+        }
+    }
+    al
+}
+
 /// Refuses a script libjpeg's encoder would refuse (jcmaster.c `validate_script`, which
 /// covers T.81 G.1.1.1 and what libjpeg's decoder warns about, and so `djpeg -strict` fails
 /// on): components in frame order, ≤ 4 a scan and ≤ 10 blocks an MCU; sequential scans all
