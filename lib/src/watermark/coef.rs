@@ -135,3 +135,39 @@ impl ScanSpec {
         }
     }
 }
+
+/// Bit k set where zigzag coefficient k is non-zero after the point transform `al`
+/// (`|v| >> al != 0`, i.e. `|v| >= 2^al`).
+#[inline(always)]
+pub(crate) fn nonzero_mask(b: &Block, al: u32) -> u64 {
+    debug_assert!(al < 16);
+    let t = 1i16 << al;
+    let mut flags = [0u8; 64];
+    for (f, &v) in flags.iter_mut().zip(b) {
+        *f = u8::from((v >= t) | (v <= -t));
+    }
+    mask_of_flags(&flags)
+}
+
+/// Bit k set where `flags[k]` is 1 (each flag 0 or 1). Built a byte of flags at a time: a
+/// comparison per coefficient vectorises into byte flags, where shifting each into a u64
+/// does not (it was most of the progressive writer's time).
+#[inline(always)]
+pub(crate) fn mask_of_flags(flags: &[u8; 64]) -> u64 {
+    let mut mask = 0u64;
+    for (i, chunk) in flags.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        // Flag j (0 or 1, byte j) lands on bit 56 + j of the product, and no two partial
+        // products share a bit, so nothing carries into the top byte.
+        let gathered = u64::from_le_bytes(word).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        mask |= gathered << (8 * i);
+    }
+    mask
+}
+
+/// Bits `ss..=se` set.
+#[inline(always)]
+pub(crate) fn band_mask(ss: usize, se: usize) -> u64 {
+    (u64::MAX >> (63 - se)) & (u64::MAX << ss)
+}

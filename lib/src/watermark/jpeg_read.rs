@@ -10,7 +10,7 @@
 //! read as libjpeg reads it: those coefficients stay zero.
 
 use super::arith;
-use super::coef::{new_planes, FrameGeometry, Planes, ScanSpec};
+use super::coef::{band_mask, new_planes, nonzero_mask, FrameGeometry, Planes, ScanSpec};
 use super::huffman::{BitReader, Block, Checkpoint, DecodeTable, HuffSpec, ScanError, MAX_DC_SIZE};
 use super::isa::Isa;
 use super::jpeg::{
@@ -18,7 +18,6 @@ use super::jpeg::{
     read_segment, truncated, Conditioning, Frame, Header, ScanComponent, APP0, COM, DAC, DHT, DNL,
     DQT, DRI, EOI, SOI, SOS,
 };
-use super::jpeg_write::{band_mask, nonzero_mask};
 use super::WatermarkError;
 use std::ops::Range;
 
