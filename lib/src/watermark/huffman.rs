@@ -44,7 +44,6 @@ impl From<ScanError> for WatermarkError {
 
 const BAD_CODE: ScanError = ScanError("invalid Huffman code");
 const BAD_DC: ScanError = ScanError("DC difference category");
-const BAD_INDEX: ScanError = ScanError("AC coefficient index past 63");
 
 /// Skip-table entry flag: end of block.
 const SKIP_EOB: u16 = 1 << 15;
@@ -365,17 +364,13 @@ impl<'a> BitReader<'a> {
                 }
                 k += 16;
             } else {
+                // A run past coefficient 63 lands on 63 and ends the block, as in libjpeg
+                // (`jpeg_natural_order` has 16 spare entries of 63), which does not warn;
+                // a ZRL past it just ends the block. So these blocks are read, not refused.
                 k += run;
-                if k > 63 {
-                    return Err(BAD_INDEX);
-                }
-                out[k] = self.receive_extend(size) as i16;
+                out[k.min(63)] = self.receive_extend(size) as i16;
                 k += 1;
             }
-        }
-        // A run of zeros (ZRL) past the end is as malformed as a coefficient there.
-        if k > 64 {
-            return Err(BAD_INDEX);
         }
         Ok(())
     }
@@ -419,9 +414,7 @@ impl<'a> BitReader<'a> {
                 k += if size == 0 { 16 } else { run + 1 };
             }
         }
-        if k > 64 {
-            return Err(BAD_INDEX);
-        }
+        // Past coefficient 63: the block ends, as `decode_block` reads it.
         Ok(())
     }
 
@@ -458,9 +451,7 @@ impl<'a> BitReader<'a> {
             self.consume(u32::from(size));
             k += if size == 0 { 16 } else { run + 1 };
         }
-        if k > 64 {
-            return Err(BAD_INDEX);
-        }
+        // Past coefficient 63: the block ends, as `decode_block` reads it.
         Ok(())
     }
 
@@ -512,9 +503,7 @@ impl<'a> BitReader<'a> {
             }
             k += if size == 0 { 16 } else { run + 1 };
         }
-        if k > 64 {
-            return Err(BAD_INDEX);
-        }
+        // Past coefficient 63: the block ends, as `decode_block` reads it.
         Ok(())
     }
 }
@@ -1035,6 +1024,69 @@ pub(crate) mod tests {
             assert_eq!(&out, b);
         }
         assert!(!rd.overran());
+    }
+
+    #[test]
+    fn an_ac_run_past_63_lands_on_63_and_ends_the_block_as_in_libjpeg() {
+        let (dc, ac) = (std_luma_dc(), std_luma_ac());
+        let (edc, eac) = (
+            EncodeTable::new(&dc).unwrap(),
+            EncodeTable::new(&ac).unwrap(),
+        );
+        let (ddc, dac) = (
+            DecodeTable::new(&dc).unwrap(),
+            DecodeTable::new(&ac).unwrap(),
+        );
+        let sym = |w: &mut BitWriter, t: &EncodeTable, s: u8| {
+            w.put(
+                u32::from(t.code[usize::from(s)]),
+                u32::from(t.len[usize::from(s)]),
+            );
+        };
+        let mut w = BitWriter::new(Vec::new());
+        // Block 1: DC 0, three ZRLs (k = 49), then run 15 size 1: k = 64, one past the end.
+        sym(&mut w, &edc, 0);
+        for _ in 0..3 {
+            sym(&mut w, &eac, 0xF0);
+        }
+        sym(&mut w, &eac, 0xF1);
+        w.put(1, 1);
+        // Block 2: DC 0, four ZRLs (k = 65): the block just ends.
+        sym(&mut w, &edc, 0);
+        for _ in 0..4 {
+            sym(&mut w, &eac, 0xF0);
+        }
+        // Block 3: DC 0, coefficient 1 = -1, EOB.
+        sym(&mut w, &edc, 0);
+        sym(&mut w, &eac, 0x01);
+        w.put(0, 1);
+        sym(&mut w, &eac, 0x00);
+        let data = w.finish();
+
+        let mut rd = BitReader::new(&data);
+        let (mut pred, mut out) = (0, [0; 64]);
+        rd.decode_block(&ddc, &dac, &mut pred, &mut out).unwrap();
+        let mut first = [0; 64];
+        first[63] = 1;
+        assert_eq!(out, first);
+        rd.decode_block(&ddc, &dac, &mut pred, &mut out).unwrap();
+        assert_eq!(out, [0; 64]);
+        rd.decode_block(&ddc, &dac, &mut pred, &mut out).unwrap();
+        assert_eq!((out[1], out[2..].iter().all(|&v| v == 0)), (-1, true));
+        let end = rd.position();
+        // Skipping and counting read the same bits.
+        let mut rd = BitReader::new(&data);
+        for _ in 0..3 {
+            rd.skip_block(&ddc, &dac, &mut pred).unwrap();
+        }
+        assert_eq!(rd.position(), end);
+        let mut rd = BitReader::new(&data);
+        let (mut fdc, mut fac) = ([0; 256], [0; 256]);
+        for _ in 0..3 {
+            rd.count_block(&ddc, &dac, &mut pred, &mut fdc, &mut fac)
+                .unwrap();
+        }
+        assert_eq!((rd.position(), fac[0xF0], fac[0xF1]), (end, 7, 1));
     }
 
     #[test]
