@@ -82,7 +82,7 @@ fn transcode_webp(input: &[u8], limits: &Limits, mark: bool) -> Result<Stamped, 
         None
     };
     let icc = webp::chunk(input, b"ICCP").map(<[u8]>::to_vec);
-    let bytes = encode_webp(&img, icc, webp::kind(input), mark_box)?;
+    let bytes = encode_webp(img, icc, webp::kind(input), mark_box)?;
     Ok(Stamped {
         bytes,
         mime: "image/webp",
@@ -212,23 +212,25 @@ fn refused(e: &dyn std::fmt::Display) -> WatermarkError {
     WatermarkError::Unsupported("the encoder refused the image")
 }
 
+/// Takes the image so that a lossless encode can free its pixels once libwebp has copied them.
 fn encode_webp(
-    img: &DynamicImage,
+    img: DynamicImage,
     icc: Option<Vec<u8>>,
     kind: webp::WebPKind,
     mark_box: Option<MarkBox>,
 ) -> Result<Vec<u8>, WatermarkError> {
     let icc = icc.filter(|p| icc_fits(p, img.color().has_color()));
+    let (width, height) = (img.width(), img.height());
     // libwebp decodes to 8-bit RGB or RGBA only; anything else is converted.
     let (pixels, channels) = match img {
-        DynamicImage::ImageRgb8(b) => (std::borrow::Cow::Borrowed(b.as_raw()), 3),
-        DynamicImage::ImageRgba8(b) => (std::borrow::Cow::Borrowed(b.as_raw()), 4),
-        other => (std::borrow::Cow::Owned(other.to_rgba8().into_raw()), 4),
+        DynamicImage::ImageRgb8(b) => (b.into_raw(), 3),
+        DynamicImage::ImageRgba8(b) => (b.into_raw(), 4),
+        other => (other.to_rgba8().into_raw(), 4),
     };
     webp::encode(
-        &pixels,
-        img.width(),
-        img.height(),
+        pixels,
+        width,
+        height,
         channels,
         kind,
         icc.as_deref(),

@@ -234,7 +234,7 @@ fn lossy_webp_stays_lossy_at_its_quality_and_matches_a_plain_re_encode_outside_t
     let (w, h) = (320, 200);
     for channels in [3, 4] {
         let source = webp::encode(
-            &pixels(w, h, channels),
+            pixels(w, h, channels),
             w as u32,
             h as u32,
             channels,
@@ -464,7 +464,7 @@ fn a_png_bomb_is_refused_before_decoding() {
 fn lossless_webp_is_held_to_two_fifths_of_the_pixel_limit() {
     let (w, h) = (100u32, 100u32);
     let lossless = webp::encode(
-        &pixels(100, 100, 3),
+        pixels(100, 100, 3),
         w,
         h,
         3,
@@ -474,7 +474,7 @@ fn lossless_webp_is_held_to_two_fifths_of_the_pixel_limit() {
     )
     .unwrap();
     let lossy = webp::encode(
-        &pixels(100, 100, 3),
+        pixels(100, 100, 3),
         w,
         h,
         3,

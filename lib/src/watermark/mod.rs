@@ -135,10 +135,10 @@ pub fn stamp(input: &[u8], limits: &Limits) -> Result<Stamped, WatermarkError> {
             fallback::stamp(input, Format::Png, limits)
         }
         Some(Format::WebP) => {
-            // libwebp's lossless encoder peaks near 40 bytes a pixel (488 MB for 12 MP, measured
-            // by the benchmark): lossless WebP is held to 2/5 of the pixel limit, 20 MP by
-            // default, so it stays well inside the function's memory instead of dying there on
-            // every redelivery.
+            // libwebp's lossless encoder holds 28-37 bytes a pixel (a grainy 12 MP photo:
+            // 367-465 MB at peak with the input, measured by the benchmark): lossless WebP is
+            // held to 2/5 of the pixel limit, 20 MP by default, so it stays well inside the
+            // function's memory instead of dying there on every redelivery.
             let header_limits = match webp::kind(input) {
                 webp::WebPKind::Lossless => Limits {
                     max_pixels: limits.max_pixels * 2 / 5,

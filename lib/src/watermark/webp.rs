@@ -372,8 +372,8 @@ pub(crate) struct EncodeError(String);
 /// Encodes 8-bit RGB or RGBA pixels (`channels` 3 or 4) as `kind`, with `icc` in a VP8X
 /// container when given. A lossy copy is measured against `pixels` outside `mark_box` and
 /// encoded again when it falls short of [`TARGET_PSNR_DB`] ([`Encoding`]).
-pub(crate) fn encode(
-    pixels: &[u8],
+pub(crate) fn encode<'a>(
+    pixels: impl Into<std::borrow::Cow<'a, [u8]>>,
     width: u32,
     height: u32,
     channels: usize,
@@ -381,6 +381,7 @@ pub(crate) fn encode(
     icc: Option<&[u8]>,
     mark_box: Option<MarkBox>,
 ) -> Result<Vec<u8>, EncodeError> {
+    let pixels = pixels.into();
     let stride = width as usize * channels;
     if !matches!(channels, 3 | 4) || pixels.len() != stride * height as usize {
         return Err(EncodeError(format!(
@@ -389,13 +390,19 @@ pub(crate) fn encode(
         )));
     }
     let picture = Picture {
-        pixels,
+        pixels: &pixels,
         width,
         height,
         channels,
     };
     let bitstream = match kind {
-        WebPKind::Lossless => encode_bitstream(&picture, Encoding::Lossless)?,
+        WebPKind::Lossless => {
+            let mut imported = Imported::new(&picture, Encoding::Lossless)?;
+            // The picture holds its own ARGB copy now: the caller's pixels (3-4 bytes a pixel,
+            // 36-48 MB at 12 MP) go before the encoder's buffers are allocated, when given.
+            drop(pixels);
+            imported.encode(Encoding::Lossless)?
+        }
         WebPKind::Lossy {
             quality,
             source_bytes,
@@ -695,32 +702,112 @@ fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
 }
 
 fn encode_bitstream(picture: &Picture, how: Encoding) -> Result<Vec<u8>, EncodeError> {
-    let Picture {
-        pixels,
-        width,
-        height,
-        channels,
-    } = *picture;
-    let abi = sys::WEBP_ENCODER_ABI_VERSION as i32;
-    let dims = |v: u32| i32::try_from(v).map_err(|_| EncodeError(format!("dimension {v}")));
-    let (w, h) = (dims(width)?, dims(height)?);
-    let stride = dims(width * channels as u32)?;
-    // SAFETY: every libwebp struct is initialised by its own init function before use; the
-    // picture only borrows `pixels` (imported, i.e. copied, into its own planes), the memory
-    // writer's buffer is copied out before it is cleared, and both are freed on every path.
+    let mut imported = Imported::new(picture, how)?;
+    imported.encode(how)
+}
+
+/// A libwebp picture holding its own copy of the pixels (ARGB for lossless output and the
+/// sharp conversion, else YUV 4:2:0), freed when dropped. Once it exists the caller's pixels
+/// are no longer needed by the encoder: a lossless copy frees them before `WebPEncode`, whose
+/// buffers (about 25 bytes a pixel) are most of the peak.
+struct Imported(sys::WebPPicture);
+
+impl Imported {
+    fn new(picture: &Picture, how: Encoding) -> Result<Self, EncodeError> {
+        let Picture {
+            pixels,
+            width,
+            height,
+            channels,
+        } = *picture;
+        let dims = |v: u32| i32::try_from(v).map_err(|_| EncodeError(format!("dimension {v}")));
+        let (w, h) = (dims(width)?, dims(height)?);
+        let stride = dims(width * channels as u32)?;
+        let argb = match how {
+            Encoding::Lossless => true,
+            Encoding::Lossy { sharp_yuv, .. } => sharp_yuv,
+        };
+        // SAFETY: the picture is initialised by libwebp's own init function before use and
+        // only borrows `pixels` while they are imported (copied into its own planes); the
+        // guard frees it on every path from here on.
+        unsafe {
+            let mut picture = std::mem::MaybeUninit::<sys::WebPPicture>::uninit();
+            if sys::WebPPictureInitInternal(
+                picture.as_mut_ptr(),
+                sys::WEBP_ENCODER_ABI_VERSION as i32,
+            ) == 0
+            {
+                return Err(EncodeError("picture version".into()));
+            }
+            let mut imported = Imported(picture.assume_init());
+            let picture = &mut imported.0;
+            // libwebp converts to YUV while importing unless the picture is kept as ARGB; the
+            // sharp conversion runs only from ARGB, inside `WebPEncode`.
+            picture.use_argb = i32::from(argb);
+            picture.width = w;
+            picture.height = h;
+            let done = if channels == 4 {
+                sys::WebPPictureImportRGBA(picture, pixels.as_ptr(), stride)
+            } else {
+                sys::WebPPictureImportRGB(picture, pixels.as_ptr(), stride)
+            };
+            if done == 0 {
+                return Err(EncodeError("out of memory importing the pixels".into()));
+            }
+            Ok(imported)
+        }
+    }
+
+    /// Encodes the picture as `how` asks (the kind it was imported for).
+    fn encode(&mut self, how: Encoding) -> Result<Vec<u8>, EncodeError> {
+        let config = config(how)?;
+        // SAFETY: the memory writer is initialised by libwebp, its buffer copied out before
+        // it is cleared; the picture is ours and valid until the guard drops.
+        unsafe {
+            let mut writer = std::mem::MaybeUninit::<sys::WebPMemoryWriter>::uninit();
+            sys::WebPMemoryWriterInit(writer.as_mut_ptr());
+            let mut writer = writer.assume_init();
+            let picture = &mut self.0;
+            picture.writer = Some(sys::WebPMemoryWrite);
+            picture.custom_ptr = (&mut writer as *mut sys::WebPMemoryWriter).cast::<c_void>();
+            let ok = sys::WebPEncode(&config, picture) != 0;
+            let error = picture.error_code;
+            picture.writer = None;
+            picture.custom_ptr = std::ptr::null_mut();
+            let out = if ok && !writer.mem.is_null() {
+                Ok(std::slice::from_raw_parts(writer.mem, writer.size).to_vec())
+            } else {
+                Err(EncodeError(format!("{error:?}")))
+            };
+            sys::WebPMemoryWriterClear(&mut writer);
+            out
+        }
+    }
+}
+
+impl Drop for Imported {
+    fn drop(&mut self) {
+        // SAFETY: initialised by `WebPPictureInitInternal`; freeing an empty picture is a no-op.
+        unsafe { sys::WebPPictureFree(&mut self.0) }
+    }
+}
+
+/// libwebp's settings for `how`.
+fn config(how: Encoding) -> Result<sys::WebPConfig, EncodeError> {
+    let (preset_quality, lossless, sharp_yuv) = match how {
+        Encoding::Lossy {
+            quality, sharp_yuv, ..
+        } => (quality, false, sharp_yuv),
+        Encoding::Lossless => (75.0, true, false),
+    };
+    // SAFETY: the config is initialised by libwebp's own init function before it is read.
     unsafe {
         let mut config = std::mem::MaybeUninit::<sys::WebPConfig>::uninit();
-        let (preset_quality, lossless, sharp_yuv) = match how {
-            Encoding::Lossy {
-                quality, sharp_yuv, ..
-            } => (quality, false, sharp_yuv),
-            Encoding::Lossless => (75.0, true, false),
-        };
         if sys::WebPConfigInitInternal(
             config.as_mut_ptr(),
             sys::WebPPreset::WEBP_PRESET_DEFAULT,
             preset_quality,
-            abi,
+            sys::WEBP_ENCODER_ABI_VERSION as i32,
         ) == 0
         {
             return Err(EncodeError("config version".into()));
@@ -732,12 +819,7 @@ fn encode_bitstream(picture: &Picture, how: Encoding) -> Result<Vec<u8>, EncodeE
             }
             // Keep the RGB under fully transparent pixels: lossless means lossless.
             config.exact = 1;
-        } else if let Encoding::Lossy {
-            target_bytes,
-            sharp_yuv,
-            ..
-        } = how
-        {
+        } else if let Encoding::Lossy { target_bytes, .. } = how {
             config.method = LOSSY_METHOD;
             config.use_sharp_yuv = i32::from(sharp_yuv);
             if let Some(target) = target_bytes {
@@ -748,41 +830,7 @@ fn encode_bitstream(picture: &Picture, how: Encoding) -> Result<Vec<u8>, EncodeE
         if sys::WebPValidateConfig(&config) == 0 {
             return Err(EncodeError("invalid config".into()));
         }
-
-        let mut picture = std::mem::MaybeUninit::<sys::WebPPicture>::uninit();
-        if sys::WebPPictureInitInternal(picture.as_mut_ptr(), abi) == 0 {
-            return Err(EncodeError("picture version".into()));
-        }
-        let mut picture = picture.assume_init();
-        // libwebp converts to YUV while importing unless the picture is kept as ARGB; the
-        // sharp conversion runs only from ARGB, inside `WebPEncode`.
-        picture.use_argb = i32::from(lossless || sharp_yuv);
-        picture.width = w;
-        picture.height = h;
-        let imported = if channels == 4 {
-            sys::WebPPictureImportRGBA(&mut picture, pixels.as_ptr(), stride)
-        } else {
-            sys::WebPPictureImportRGB(&mut picture, pixels.as_ptr(), stride)
-        };
-        if imported == 0 {
-            sys::WebPPictureFree(&mut picture);
-            return Err(EncodeError("out of memory importing the pixels".into()));
-        }
-        let mut writer = std::mem::MaybeUninit::<sys::WebPMemoryWriter>::uninit();
-        sys::WebPMemoryWriterInit(writer.as_mut_ptr());
-        let mut writer = writer.assume_init();
-        picture.writer = Some(sys::WebPMemoryWrite);
-        picture.custom_ptr = (&mut writer as *mut sys::WebPMemoryWriter).cast::<c_void>();
-        let ok = sys::WebPEncode(&config, &mut picture) != 0;
-        let error = picture.error_code;
-        sys::WebPPictureFree(&mut picture);
-        let out = if ok && !writer.mem.is_null() {
-            Ok(std::slice::from_raw_parts(writer.mem, writer.size).to_vec())
-        } else {
-            Err(EncodeError(format!("{error:?}")))
-        };
-        sys::WebPMemoryWriterClear(&mut writer);
-        out
+        Ok(config)
     }
 }
 
