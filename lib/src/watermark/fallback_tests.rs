@@ -463,16 +463,8 @@ fn a_png_bomb_is_refused_before_decoding() {
 #[test]
 fn lossless_webp_is_held_to_two_fifths_of_the_pixel_limit() {
     let (w, h) = (100u32, 100u32);
-    let lossless = webp::encode(
-        pixels(100, 100, 3),
-        w,
-        h,
-        3,
-        WebPKind::Lossless,
-        None,
-        None,
-    )
-    .unwrap();
+    let lossless =
+        webp::encode(pixels(100, 100, 3), w, h, 3, WebPKind::Lossless, None, None).unwrap();
     let lossy = webp::encode(
         pixels(100, 100, 3),
         w,

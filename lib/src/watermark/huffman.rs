@@ -998,17 +998,20 @@ pub(crate) mod tests {
         b
     }
 
-    #[test]
-    fn encoded_blocks_decode_back_with_standard_tables() {
+    /// The standard luminance tables (T.81 K.3, K.5), for coding and for decoding.
+    fn std_luma_tables() -> (EncodeTable, EncodeTable, DecodeTable, DecodeTable) {
         let (dc, ac) = (std_luma_dc(), std_luma_ac());
-        let (edc, eac) = (
+        (
             EncodeTable::new(&dc).unwrap(),
             EncodeTable::new(&ac).unwrap(),
-        );
-        let (ddc, dac) = (
             DecodeTable::new(&dc).unwrap(),
             DecodeTable::new(&ac).unwrap(),
-        );
+        )
+    }
+
+    #[test]
+    fn encoded_blocks_decode_back_with_standard_tables() {
+        let (edc, eac, ddc, dac) = std_luma_tables();
         let mut seed = 7;
         let blocks: Vec<Block> = (0..2000).map(|_| random_block(&mut seed)).collect();
         let mut enc = Encoder::new(BitWriter::new(Vec::new()), vec![(&edc, &eac)]);
@@ -1028,15 +1031,7 @@ pub(crate) mod tests {
 
     #[test]
     fn an_ac_run_past_63_lands_on_63_and_ends_the_block_as_in_libjpeg() {
-        let (dc, ac) = (std_luma_dc(), std_luma_ac());
-        let (edc, eac) = (
-            EncodeTable::new(&dc).unwrap(),
-            EncodeTable::new(&ac).unwrap(),
-        );
-        let (ddc, dac) = (
-            DecodeTable::new(&dc).unwrap(),
-            DecodeTable::new(&ac).unwrap(),
-        );
+        let (edc, eac, ddc, dac) = std_luma_tables();
         let sym = |w: &mut BitWriter, t: &EncodeTable, s: u8| {
             w.put(
                 u32::from(t.code[usize::from(s)]),
