@@ -401,7 +401,7 @@ pub(crate) fn encode<'a>(
             // The picture holds its own ARGB copy now: the caller's pixels (3-4 bytes a pixel,
             // 36-48 MB at 12 MP) go before the encoder's buffers are allocated, when given.
             drop(pixels);
-            imported.encode(Encoding::Lossless)?
+            imported.encode()?
         }
         WebPKind::Lossy {
             quality,
@@ -702,15 +702,18 @@ fn yuv_to_rgb(y: i32, u: i32, v: i32) -> [u8; 3] {
 }
 
 fn encode_bitstream(picture: &Picture, how: Encoding) -> Result<Vec<u8>, EncodeError> {
-    let mut imported = Imported::new(picture, how)?;
-    imported.encode(how)
+    Imported::new(picture, how)?.encode()
 }
 
 /// A libwebp picture holding its own copy of the pixels (ARGB for lossless output and the
 /// sharp conversion, else YUV 4:2:0), freed when dropped. Once it exists the caller's pixels
 /// are no longer needed by the encoder: a lossless copy frees them before `WebPEncode`, whose
 /// buffers (about 25 bytes a pixel) are most of the peak.
-struct Imported(sys::WebPPicture);
+struct Imported {
+    picture: sys::WebPPicture,
+    /// How it is to be encoded: what it was imported as (ARGB or YUV) depends on it.
+    how: Encoding,
+}
 
 impl Imported {
     fn new(picture: &Picture, how: Encoding) -> Result<Self, EncodeError> {
@@ -739,8 +742,11 @@ impl Imported {
             {
                 return Err(EncodeError("picture version".into()));
             }
-            let mut imported = Imported(picture.assume_init());
-            let picture = &mut imported.0;
+            let mut imported = Imported {
+                picture: picture.assume_init(),
+                how,
+            };
+            let picture = &mut imported.picture;
             // libwebp converts to YUV while importing unless the picture is kept as ARGB; the
             // sharp conversion runs only from ARGB, inside `WebPEncode`.
             picture.use_argb = i32::from(argb);
@@ -758,16 +764,16 @@ impl Imported {
         }
     }
 
-    /// Encodes the picture as `how` asks (the kind it was imported for).
-    fn encode(&mut self, how: Encoding) -> Result<Vec<u8>, EncodeError> {
-        let config = config(how)?;
+    /// Encodes the picture as it was imported to be.
+    fn encode(&mut self) -> Result<Vec<u8>, EncodeError> {
+        let config = config(self.how)?;
         // SAFETY: the memory writer is initialised by libwebp, its buffer copied out before
         // it is cleared; the picture is ours and valid until the guard drops.
         unsafe {
             let mut writer = std::mem::MaybeUninit::<sys::WebPMemoryWriter>::uninit();
             sys::WebPMemoryWriterInit(writer.as_mut_ptr());
             let mut writer = writer.assume_init();
-            let picture = &mut self.0;
+            let picture = &mut self.picture;
             picture.writer = Some(sys::WebPMemoryWrite);
             picture.custom_ptr = (&mut writer as *mut sys::WebPMemoryWriter).cast::<c_void>();
             let ok = sys::WebPEncode(&config, picture) != 0;
@@ -788,7 +794,7 @@ impl Imported {
 impl Drop for Imported {
     fn drop(&mut self) {
         // SAFETY: initialised by `WebPPictureInitInternal`; freeing an empty picture is a no-op.
-        unsafe { sys::WebPPictureFree(&mut self.0) }
+        unsafe { sys::WebPPictureFree(&mut self.picture) }
     }
 }
 
